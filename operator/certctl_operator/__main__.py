@@ -1,0 +1,5 @@
+import sys
+
+from certctl_operator.entrypoint import main
+
+sys.exit(main())

@@ -1,0 +1,252 @@
+"""Issuer and ClusterIssuer: who signs certificates, and how revocation is published."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar, Self
+
+from pydantic import ConfigDict, Field, model_validator
+
+from certctl_operator.api.common import (
+    AGE_COLUMN,
+    HTTP_URL_PATTERN,
+    READY_COLUMN,
+    ApiModel,
+    CelRule,
+    Duration,
+    ObjectName,
+    PrinterColumn,
+    Resource,
+    StatusBase,
+    StrictBool,
+    StrictInt,
+    Timestamp,
+    cel_duration_seconds,
+    cel_exactly_one,
+    cel_rules,
+    exactly_one_error,
+)
+from certctl_operator.api.revocation import RevocationReason
+from certctl_operator.durations import parse_duration
+
+
+class IssuerType(StrEnum):
+    """Which kind of signer an issuer is."""
+
+    SELF_SIGNED = "SelfSigned"
+    CA = "CA"
+
+
+class SelfSignedIssuer(ApiModel):
+    """Each certificate is signed with its own private key. Has no settings; write ``selfSigned: {}``."""
+
+
+class CAIssuer(ApiModel):
+    """Certificates are signed by a CA whose certificate and key are in a Secret."""
+
+    secret_name: ObjectName = Field(
+        description=(
+            "Name of a kubernetes.io/tls Secret holding the CA certificate (tls.crt) and its private key "
+            "(tls.key). An Issuer reads it from its own namespace, a ClusterIssuer from the operator's "
+            "namespace."
+        )
+    )
+
+
+_CRL_REFRESH_SHORTER = CelRule(
+    rule=(
+        "!has(self.validity) || !has(self.refreshInterval) || "
+        f"{cel_duration_seconds('self.refreshInterval')} < {cel_duration_seconds('self.validity')}"
+    ),
+    message=(
+        "crl.refreshInterval must be shorter than crl.validity, or the CRL would expire before it is renewed"
+    ),
+    field_path=".refreshInterval",
+)
+
+
+class CRLSettings(ApiModel):
+    """How the issuer's certificate revocation list (CRL) is produced."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(_CRL_REFRESH_SHORTER))
+
+    validity: Duration = Field(
+        default="24h",
+        description="How long each CRL is valid (the gap between thisUpdate and nextUpdate).",
+    )
+    refresh_interval: Duration = Field(
+        default="1h",
+        description="How often a new CRL is signed, even when nothing was revoked. Shorter than validity.",
+    )
+
+    @model_validator(mode="after")
+    def _refresh_shorter(self) -> Self:
+        if parse_duration(self.refresh_interval) >= parse_duration(self.validity):
+            raise ValueError(_CRL_REFRESH_SHORTER.message)
+        return self
+
+
+class OCSPSettings(ApiModel):
+    """How the issuer answers OCSP requests."""
+
+    enabled: StrictBool = Field(
+        default=True, description="Whether the OCSP responder answers for this issuer."
+    )
+    response_validity: Duration = Field(
+        default="1h",
+        description="How long each signed OCSP response is valid (from its thisUpdate to its nextUpdate).",
+    )
+
+
+_ISSUER_TYPE_RULES = cel_exactly_one(("selfSigned", "ca"), "issuer type")
+
+
+class IssuerSpec(ApiModel):
+    """Desired state of an Issuer or ClusterIssuer: exactly one of selfSigned or ca."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(*_ISSUER_TYPE_RULES))
+
+    self_signed: SelfSignedIssuer | None = Field(
+        default=None,
+        description="Sign each certificate with its own key. Such certificates cannot be put on a CRL.",
+    )
+    ca: CAIssuer | None = Field(
+        default=None,
+        description="Sign certificates with the CA certificate and key from a Secret.",
+    )
+    crl: CRLSettings | None = Field(
+        default=None,
+        description=(
+            "Settings of the CRL published for a ca issuer; defaults apply when omitted. "
+            "A selfSigned issuer has no CA key to sign a CRL with and ignores this."
+        ),
+    )
+    ocsp: OCSPSettings | None = Field(
+        default=None,
+        description="Settings of the OCSP responder for a ca issuer; defaults apply when omitted.",
+    )
+    public_base_url: str | None = Field(
+        default=None,
+        alias="publicBaseURL",
+        max_length=512,
+        pattern=HTTP_URL_PATTERN,
+        description=(
+            "Public http(s) URL at which the operator's PKI endpoints are reachable, for example "
+            "http://pki.example.com. When set, issued certificates carry a CRL distribution point and "
+            "an OCSP responder URL under it."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_type(self) -> Self:
+        error = exactly_one_error({"selfSigned": self.self_signed, "ca": self.ca}, _ISSUER_TYPE_RULES)
+        if error:
+            raise ValueError(error)
+        return self
+
+    @property
+    def type(self) -> IssuerType:
+        """SelfSigned or CA."""
+        return IssuerType.CA if self.ca is not None else IssuerType.SELF_SIGNED
+
+    @property
+    def crl_settings(self) -> CRLSettings:
+        """The CRL settings in force (defaults when none are given)."""
+        return self.crl if self.crl is not None else CRLSettings()
+
+    @property
+    def ocsp_settings(self) -> OCSPSettings:
+        """The OCSP settings in force (defaults when none are given)."""
+        return self.ocsp if self.ocsp is not None else OCSPSettings()
+
+
+class RevokedCertificate(ApiModel):
+    """One entry of the issuer's revocation list."""
+
+    serial_number: str = Field(
+        max_length=128,
+        description="Serial number of the revoked certificate, lowercase hexadecimal without separators.",
+    )
+    revoked_at: Timestamp = Field(description="When the certificate was revoked.")
+    reason: RevocationReason = Field(description="RFC 5280 reason code name given for the revocation.")
+    not_after: Timestamp | None = Field(
+        default=None,
+        description="Expiry of the revoked certificate; the entry may leave the CRL after this time.",
+    )
+
+
+class IssuerStatus(StatusBase):
+    """Observed state of an Issuer or ClusterIssuer."""
+
+    type: IssuerType | None = Field(default=None, description="Which kind of signer this issuer is.")
+    ca_serial_number: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Serial number of the CA certificate in use (lowercase hexadecimal), for a ca issuer.",
+    )
+    ca_not_after: Timestamp | None = Field(default=None, description="Expiry of the CA certificate in use.")
+    crl_number: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        description="Number of the most recently signed CRL; grows by one with each CRL.",
+        json_schema_extra={"format": "int64"},
+    )
+    crl_this_update: Timestamp | None = Field(default=None, description="thisUpdate of the current CRL.")
+    crl_next_update: Timestamp | None = Field(default=None, description="nextUpdate of the current CRL.")
+    revoked_certificates: list[RevokedCertificate] = Field(
+        default_factory=list,
+        max_length=10000,
+        description=(
+            "Every certificate this issuer has revoked and that has not yet expired: the durable "
+            "record the CRL and OCSP answers are built from. One entry per serial number."
+        ),
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["serialNumber"]},
+    )
+
+
+_ISSUER_COLUMNS = (
+    READY_COLUMN,
+    PrinterColumn("Type", "string", ".status.type", "SelfSigned or CA."),
+    PrinterColumn(
+        "CA Secret", "string", ".spec.ca.secretName", "Secret holding the CA key pair.", priority=1
+    ),
+    PrinterColumn("CRL Number", "integer", ".status.crlNumber", "Number of the current CRL.", priority=1),
+    AGE_COLUMN,
+)
+
+
+class Issuer(Resource[IssuerSpec, IssuerStatus]):
+    """An issuer of certificates for ManagedCertificates in its own namespace."""
+
+    KIND: ClassVar[str] = "Issuer"
+    PLURAL: ClassVar[str] = "issuers"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("ctlissuer",)
+    PRINTER_COLUMNS: ClassVar[tuple[PrinterColumn, ...]] = _ISSUER_COLUMNS
+
+    status: IssuerStatus = Field(default_factory=IssuerStatus)
+
+
+class ClusterIssuer(Resource[IssuerSpec, IssuerStatus]):
+    """An issuer of certificates for ManagedCertificates in every namespace."""
+
+    KIND: ClassVar[str] = "ClusterIssuer"
+    PLURAL: ClassVar[str] = "clusterissuers"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("ctlcissuer", "ctlclusterissuer")
+    NAMESPACED: ClassVar[bool] = False
+    PRINTER_COLUMNS: ClassVar[tuple[PrinterColumn, ...]] = _ISSUER_COLUMNS
+
+    status: IssuerStatus = Field(default_factory=IssuerStatus)
+
+
+__all__ = [
+    "CAIssuer",
+    "CRLSettings",
+    "ClusterIssuer",
+    "Issuer",
+    "IssuerSpec",
+    "IssuerStatus",
+    "IssuerType",
+    "OCSPSettings",
+    "RevokedCertificate",
+    "SelfSignedIssuer",
+]

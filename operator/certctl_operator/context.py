@@ -1,0 +1,28 @@
+"""What every handler shares: settings, the API client, metrics, pools.
+
+Kopf passes this object to handlers as ``memo``. It is created once by
+``certctl-operator run`` and filled in by the start-up handler.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from certctl_operator.settings import Settings
+
+
+@dataclass
+class OperatorContext:
+    settings: Settings
+    # kubernetes_asyncio.client.ApiClient, created at start-up (typed loosely:
+    # the client library ships no type information).
+    api: Any = None
+    # Thread pool for CPU-heavy crypto (RSA key generation, signing): the
+    # event loop must never wait on it.
+    crypto_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="certctl-crypto")
+    )
+    ready: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)

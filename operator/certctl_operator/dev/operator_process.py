@@ -1,0 +1,173 @@
+"""Run ``certctl-operator run`` as a real child process (tests, demo, benchmarks).
+
+Tests drive the operator exactly as a user would: a separate process with
+its own settings from ``CERTCTL_*`` variables, talking to the API server
+through a kubeconfig. Being a real process, it can be SIGKILLed and started
+again to prove that nothing important lives only in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from certctl_operator.dev.processes import spawn, terminate
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# Fast but realistic timings for tests; a test may override any of them.
+FAST_SETTINGS: Mapping[str, str] = {
+    "CERTCTL_NOTIFICATION_RETRY_BASE": "1s",
+    "CERTCTL_NOTIFICATION_RETRY_CAP": "30s",
+    "CERTCTL_NOTIFICATION_RETRY_INTERVAL": "1s",
+    "CERTCTL_ISSUANCE_RETRY_BASE": "1s",
+    "CERTCTL_ISSUANCE_RETRY_CAP": "10s",
+    "CERTCTL_RENEWAL_CHECK_INTERVAL": "1s",
+    "CERTCTL_MINIMUM_CERTIFICATE_DURATION": "10s",
+    "CERTCTL_CRL_REFRESH_CHECK_INTERVAL": "1s",
+}
+
+
+class OperatorProcess:
+    """One ``certctl-operator run`` child process."""
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        namespaces: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_path
+        self.namespaces = tuple(namespaces)
+        self.env = dict(env or {})
+        self.extra_args = tuple(extra_args)
+        self.port = free_port()
+        self.process: subprocess.Popen[Any] | None = None
+        self.starts = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        env = dict(os.environ)
+        env.update(FAST_SETTINGS)
+        env.update(self.env)
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        env["CERTCTL_HTTP_HOST"] = "127.0.0.1"
+        env["CERTCTL_HTTP_PORT"] = str(self.port)
+        args = [sys.executable, "-m", "certctl_operator", "run", "--log-format", "json"]
+        for namespace in self.namespaces:
+            args += ["--namespace", namespace]
+        args += list(self.extra_args)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            log.write(f"--- start #{self.starts + 1}: {' '.join(args)}\n".encode())
+            log.flush()
+            # spawn() ties the operator's life to ours: it dies with this process.
+            self.process = spawn(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.starts += 1
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                code = self.process.returncode
+                raise RuntimeError(f"operator exited with {code} before becoming ready:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/readyz", timeout=1.0).status_code == 200:
+                    return
+            time.sleep(0.1)  # polling interval of a deadline-bounded readiness wait
+        raise TimeoutError(f"operator not ready within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM and wait for the operator's own clean shutdown (SIGKILL after ``timeout``)."""
+        if self.process is None:
+            return None
+        return terminate(self.process, grace=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup handlers, no goodbyes."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def restart(self, timeout: float = 60.0) -> None:
+        self.kill()
+        self.start(timeout)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.logs().splitlines()[-lines:])
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.base_url}/metrics", timeout=5.0).text
+
+
+class OperatorFactory:
+    """Starts operators for a test and stops every one of them afterwards."""
+
+    def __init__(self, kubeconfig: Path, log_dir: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_dir = log_dir
+        self.started: list[OperatorProcess] = []
+
+    def __call__(
+        self,
+        namespaces: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        extra_args: Sequence[str] = (),
+        start: bool = True,
+    ) -> OperatorProcess:
+        index = len(self.started) + 1
+        process = OperatorProcess(
+            self.kubeconfig,
+            self.log_dir / f"operator-{index}.log",
+            namespaces=namespaces,
+            env=env,
+            extra_args=extra_args,
+        )
+        self.started.append(process)
+        if start:
+            process.start()
+        return process
+
+    def close(self) -> None:
+        for process in self.started:
+            process.stop(timeout=20)
+
+
+@contextlib.contextmanager
+def operator_factory(kubeconfig: Path, log_dir: Path) -> Iterator[OperatorFactory]:
+    factory = OperatorFactory(kubeconfig, log_dir)
+    try:
+        yield factory
+    finally:
+        factory.close()

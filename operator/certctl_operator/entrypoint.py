@@ -1,0 +1,120 @@
+"""``certctl-operator``: run the operator, or start the local demo.
+
+certctl-operator run [--namespace NS ...] [--log-format json]
+certctl-operator dev up          # local control plane + CRDs + operator + examples
+certctl-operator dev build       # build (or reuse) kube-apiserver and etcd
+certctl-operator crdgen [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from certctl_operator import __version__
+
+
+def _run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from certctl_operator.context import OperatorContext
+    from certctl_operator.logs import configure_logging
+    from certctl_operator.settings import Settings
+
+    settings = Settings.from_env(
+        namespaces=tuple(args.namespace) if args.namespace else None,
+        log_format=args.log_format,
+        log_level=args.log_level,
+        http_port=args.http_port,
+        http_host=args.http_host,
+    )
+    configure_logging(settings.log_format, settings.log_level)
+
+    import certctl_operator.handlers  # noqa: F401  (registers the handlers)
+
+    context = OperatorContext(settings=settings)
+    # Kopf installs its own SIGINT/SIGTERM handlers: on either it stops the
+    # watchers, lets running handlers finish, runs the cleanup handlers, exits.
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            memo=kopf.Memo(context=context),
+            standalone=True,
+        )
+    )
+    return 0
+
+
+def _dev_up(args: argparse.Namespace) -> int:
+    from certctl_operator.dev.demo import run_demo
+
+    return run_demo(exit_when_ready=args.exit_when_ready, workdir=args.workdir)
+
+
+def _dev_build(_: argparse.Namespace) -> int:
+    from certctl_operator.dev.binaries import ensure_binaries
+
+    binaries = ensure_binaries()
+    print(f"kube-apiserver: {binaries.kube_apiserver}")
+    print(f"etcd:           {binaries.etcd}")
+    return 0
+
+
+def _crdgen(args: argparse.Namespace) -> int:
+    from certctl_operator import crdgen
+
+    return crdgen.main(["--check"] if args.check else [])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="certctl-operator", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the operator against the current cluster")
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        help="watch only this namespace (repeatable); default: all namespaces (CERTCTL_NAMESPACES)",
+    )
+    run.add_argument("--log-format", choices=["text", "json"], help="log format (CERTCTL_LOG_FORMAT)")
+    run.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (CERTCTL_LOG_LEVEL)"
+    )
+    run.add_argument("--http-port", type=int, help="port of health, metrics and PKI endpoints")
+    run.add_argument("--http-host", help="bind address of health, metrics and PKI endpoints")
+    run.set_defaults(func=_run)
+
+    dev = commands.add_parser("dev", help="local development: control plane and demo")
+    dev_commands = dev.add_subparsers(dest="dev_command", required=True)
+    up = dev_commands.add_parser(
+        "up", help="start a local control plane, install the CRDs, run the operator, apply examples/"
+    )
+    up.add_argument(
+        "--exit-when-ready",
+        action="store_true",
+        help="stop everything once the examples are reconciled (for scripts)",
+    )
+    up.add_argument("--workdir", help="directory for the control plane's state (default: a temp dir)")
+    up.set_defaults(func=_dev_up)
+    build = dev_commands.add_parser("build", help="build (or reuse) kube-apiserver and etcd")
+    build.set_defaults(func=_dev_build)
+
+    gen = commands.add_parser("crdgen", help="write crds/ from the API models")
+    gen.add_argument("--check", action="store_true", help="fail if crds/ differs from the models")
+    gen.set_defaults(func=_crdgen)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

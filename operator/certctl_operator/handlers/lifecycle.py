@@ -1,0 +1,53 @@
+"""Operator start-up and shutdown: Kopf settings, the API client, the HTTP server."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from certctl_operator import API_GROUP
+from certctl_operator.context import OperatorContext
+from certctl_operator.kube.client import create_api_client
+from certctl_operator.web.server import start_server
+
+logger = logging.getLogger("certctl.operator")
+
+
+def configure_kopf(settings: kopf.OperatorSettings) -> None:
+    """Keep Kopf's bookkeeping under our own domain, not kopf.zalando.org."""
+    settings.persistence.finalizer = f"{API_GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    # Log lines are not Events: Events are posted explicitly, on transitions only.
+    settings.posting.loggers = False
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 60
+    settings.peering.standalone = True
+
+
+@kopf.on.startup()
+async def start_operator(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    context: OperatorContext = memo.context
+    configure_kopf(settings)
+    context.api = await create_api_client()
+    context.extras["http_runner"] = await start_server(context)
+    context.ready = True
+    logger.info("certctl-operator started")
+
+
+@kopf.on.cleanup()
+async def stop_operator(memo: Any, **_: Any) -> None:
+    context: OperatorContext = memo.context
+    context.ready = False
+    runner = context.extras.pop("http_runner", None)
+    if runner is not None:
+        await runner.cleanup()
+    if context.api is not None:
+        await context.api.close()
+    context.crypto_pool.shutdown(wait=False, cancel_futures=True)
+    logger.info("certctl-operator stopped")

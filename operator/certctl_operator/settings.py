@@ -1,0 +1,101 @@
+"""One typed settings object, read from ``CERTCTL_*`` environment variables.
+
+The Helm chart's values map onto these variables one to one, so the chart,
+``certctl-operator run`` and the tests configure the operator the same way.
+Durations take Go-style strings (``90s``, ``2m``, ``1h``, ``7d``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from certctl_operator.durations import parse_duration
+
+ENV_PREFIX = "CERTCTL_"
+
+
+class Settings(BaseModel):
+    """Everything the operator can be told at start-up."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespaces: tuple[str, ...] = Field(
+        default=(), description="Namespaces to watch; empty means every namespace."
+    )
+    operator_namespace: str = Field(
+        default="certctl-system",
+        description="Where the operator runs; ClusterIssuer CA Secrets are read from here.",
+    )
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    http_host: str = Field(default="0.0.0.0", description="Bind address of the metrics/health/PKI server.")  # noqa: S104
+    http_port: int = Field(default=8080, ge=0, le=65535)
+    public_base_url: str | None = Field(
+        default=None, description="Default public URL of the PKI endpoints when an issuer sets none."
+    )
+
+    # Notification delivery (certctl's contract: waits of 1, 2, 4, 8 minutes, 5 attempts).
+    notification_retry_base: timedelta = timedelta(minutes=1)
+    notification_retry_cap: timedelta = timedelta(hours=1)
+    notification_max_attempts: int = Field(default=5, ge=1)
+    notification_retry_interval: timedelta = Field(
+        default=timedelta(seconds=30), description="How often a Failed event's timer looks at its schedule."
+    )
+    notification_sent_retention: timedelta = timedelta(days=7)
+
+    # Issuance.
+    issuance_retry_base: timedelta = timedelta(minutes=1)
+    issuance_retry_cap: timedelta = timedelta(hours=1)
+    renewal_check_interval: timedelta = Field(
+        default=timedelta(minutes=1), description="Granularity of the renewal timer."
+    )
+    minimum_certificate_duration: timedelta = Field(
+        default=timedelta(hours=1), description="Shortest certificate lifetime the operator will issue."
+    )
+    crl_refresh_check_interval: timedelta = timedelta(minutes=1)
+
+    # Kubernetes client limits.
+    client_qps: float = 50.0
+    client_burst: int = 100
+
+    @field_validator(
+        "notification_retry_base",
+        "notification_retry_cap",
+        "notification_retry_interval",
+        "notification_sent_retention",
+        "issuance_retry_base",
+        "issuance_retry_cap",
+        "renewal_check_interval",
+        "minimum_certificate_duration",
+        "crl_refresh_check_interval",
+        mode="before",
+    )
+    @classmethod
+    def _parse_duration(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_duration(value)
+        return value
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from ``CERTCTL_<FIELD>`` variables; ``overrides`` win (command-line flags)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            key = ENV_PREFIX + name.upper()
+            if key in env and env[key] != "":
+                values[name] = env[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(values)

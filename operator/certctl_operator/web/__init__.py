@@ -1,0 +1,1 @@
+"""The operator's HTTP endpoints: health, metrics, and the PKI (CRL, OCSP)."""

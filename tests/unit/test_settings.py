@@ -1,0 +1,54 @@
+from datetime import timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from certctl_operator.settings import Settings
+
+
+def test_defaults_follow_the_certctl_contract() -> None:
+    settings = Settings.from_env({})
+    assert settings.namespaces == ()
+    assert settings.notification_retry_base == timedelta(minutes=1)
+    assert settings.notification_retry_cap == timedelta(hours=1)
+    assert settings.notification_max_attempts == 5
+    assert settings.notification_sent_retention == timedelta(days=7)
+    assert settings.log_format == "text"
+
+
+def test_environment_variables_and_go_durations() -> None:
+    settings = Settings.from_env(
+        {
+            "CERTCTL_NAMESPACES": "team-a, team-b,",
+            "CERTCTL_NOTIFICATION_RETRY_BASE": "1s",
+            "CERTCTL_NOTIFICATION_MAX_ATTEMPTS": "3",
+            "CERTCTL_LOG_FORMAT": "json",
+            "CERTCTL_HTTP_PORT": "9090",
+            "UNRELATED": "ignored",
+        }
+    )
+    assert settings.namespaces == ("team-a", "team-b")
+    assert settings.notification_retry_base == timedelta(seconds=1)
+    assert settings.notification_max_attempts == 3
+    assert settings.log_format == "json"
+    assert settings.http_port == 9090
+
+
+def test_flags_override_environment() -> None:
+    settings = Settings.from_env({"CERTCTL_LOG_FORMAT": "json"}, log_format="text", namespaces=None)
+    assert settings.log_format == "text"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("CERTCTL_NOTIFICATION_RETRY_BASE", "soon"),
+        ("CERTCTL_LOG_FORMAT", "xml"),
+        ("CERTCTL_NOTIFICATION_MAX_ATTEMPTS", "0"),
+        ("CERTCTL_HTTP_PORT", "70000"),
+    ],
+)
+def test_bad_values_fail_at_start_with_the_field_named(key: str, value: str) -> None:
+    field = key.removeprefix("CERTCTL_").lower()
+    with pytest.raises(ValidationError, match=field):
+        Settings.from_env({key: value})
