@@ -32,6 +32,8 @@ import pytest
 
 from certctl_operator.dev.binaries import ensure_binaries
 from certctl_operator.dev.controlplane import ControlPlane, apply_crds, stop_all
+from certctl_operator.dev.operator_process import OperatorFactory
+from certctl_operator.dev.operator_process import operator_factory as operator_factory_context
 from certctl_operator.dev.processes import find_owned_processes, pid_alive
 
 HERE = Path(__file__).resolve().parent
@@ -146,3 +148,17 @@ def namespace(request: pytest.FixtureRequest, kube: Any) -> str:
     name = f"{stem or 'test'}-{uuid.uuid4().hex[:6]}"
     client.CoreV1Api(kube).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     return name
+
+
+@pytest.fixture
+def operator_factory(control_plane: ControlPlane, tmp_path: Path) -> Iterator[OperatorFactory]:
+    """Start real ``certctl-operator run`` processes; all are stopped after the test.
+
+    ``operator_factory(namespaces=[namespace], env={"CERTCTL_...": "..."})``
+    returns a running :class:`OperatorProcess` (``.kill()``, ``.start()``,
+    ``.metrics()``, ``.logs()``). On failure the operator's log is printed.
+    """
+    with operator_factory_context(control_plane.kubeconfig, tmp_path / "operators") as factory:
+        yield factory
+        for process in factory.started:
+            print(f"--- {process.log_path}\n{process.log_tail(200)}")

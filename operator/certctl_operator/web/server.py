@@ -13,6 +13,7 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from certctl_operator import metrics as _metrics  # noqa: F401  (registers every metric at start)
 from certctl_operator.context import OperatorContext
 
 logger = logging.getLogger("certctl.web")

@@ -1,0 +1,68 @@
+"""Create NotificationEvents for certificate happenings, exactly once each.
+
+Names are deterministic (see ``policy.renewal.notification_event_name`` and
+``expiry_event_name``): creating an event that already exists is a no-op, so
+a handler that runs twice (a retry, a restart) never announces anything twice,
+and a delivery that is still retrying is never suppressed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from certctl_operator import API_GROUP, API_VERSION
+
+logger = logging.getLogger("certctl.notifications")
+
+# Labels that tie an event to what caused it, so they can be listed and cleaned up.
+LABEL_CERTIFICATE = f"{API_GROUP}/certificate"
+LABEL_EVENT_TYPE = f"{API_GROUP}/event-type"
+LABEL_CHANNEL = f"{API_GROUP}/channel"
+
+
+async def ensure_notification_event(
+    api: Any,
+    namespace: str,
+    name: str,
+    spec: Mapping[str, Any],
+    labels: Mapping[str, str] | None = None,
+    owner: Mapping[str, Any] | None = None,
+) -> bool:
+    """Create the NotificationEvent ``namespace/name`` unless it exists; True when created.
+
+    ``spec`` is the event's spec in camelCase (type, channelRef, certificateRef,
+    severity, subject, message, details). ``owner`` (a Kubernetes object body)
+    becomes a non-controlling owner reference, so a cluster with garbage
+    collection removes the events together with their certificate.
+    """
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
+    if owner is not None:
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": owner["apiVersion"],
+                "kind": owner["kind"],
+                "name": owner["metadata"]["name"],
+                "uid": owner["metadata"]["uid"],
+            }
+        ]
+    body = {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": "NotificationEvent",
+        "metadata": metadata,
+        "spec": dict(spec),
+    }
+    try:
+        await client.CustomObjectsApi(api).create_namespaced_custom_object(
+            API_GROUP, API_VERSION, namespace, "notificationevents", body
+        )
+    except ApiException as error:
+        if error.status == 409:
+            return False
+        raise
+    logger.info("NotificationEvent %s/%s created (%s)", namespace, name, spec.get("type"))
+    return True
