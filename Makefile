@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint unit integration controlplane crds clean
+.PHONY: demo test lint unit integration controlplane crds manifests helm clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,18 @@ unit: $(STAMP)
 integration: controlplane
 	$(BIN)/pytest tests/integration
 
+# crds/ from the API models, then the chart's copy and manifests/ from crds/ and the chart.
 crds: $(STAMP)
 	$(BIN)/certctl-operator crdgen
+	$(BIN)/python -m certctl_operator.apidocs
+	$(BIN)/python -m certctl_operator.dev.render_manifests
+
+# manifests/ (and the chart's CRD copy) rendered from the Helm chart; builds helm once.
+manifests: $(STAMP)
+	$(BIN)/python -m certctl_operator.dev.render_manifests
+
+helm: $(STAMP)
+	$(BIN)/python -m certctl_operator.dev.helm
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from certctl_operator.notify.senders import HttpClientPool
 from certctl_operator.settings import Settings
 
 
@@ -24,5 +25,8 @@ class OperatorContext:
     crypto_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="certctl-crypto")
     )
+    # Shared HTTP connection pools of the notification senders, opened at
+    # start-up by the notification handlers and closed at clean-up.
+    http_pool: HttpClientPool | None = None
     ready: bool = False
     extras: dict[str, Any] = field(default_factory=dict)

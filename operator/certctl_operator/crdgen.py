@@ -100,7 +100,10 @@ def _convert(node: Mapping[str, Any], defs: Mapping[str, Any], where: str) -> di
         if key == "const":
             out["enum"] = [value]
         elif key == "properties":
-            out[key] = {name: _convert(sub, defs, f"{where}.{name}") for name, sub in value.items()}
+            # An empty map is dropped: the API server stores none, and `kubectl apply`,
+            # Argo CD and Flux would see `properties: {}` as a difference forever.
+            if value:
+                out[key] = {name: _convert(sub, defs, f"{where}.{name}") for name, sub in value.items()}
         elif key == "items":
             out[key] = _convert(value, defs, f"{where}[]")
         elif key == "additionalProperties":

@@ -57,6 +57,13 @@ class Settings(BaseModel):
     minimum_certificate_duration: timedelta = Field(
         default=timedelta(hours=1), description="Shortest certificate lifetime the operator will issue."
     )
+    issuer_check_interval: timedelta = Field(
+        default=timedelta(minutes=1),
+        description="How often a CA issuer's Secret is checked again (Secrets the operator does not write).",
+    )
+    reconcile_workers: int = Field(
+        default=8, ge=1, le=64, description="Certificates and issuers reconciled at the same time."
+    )
     crl_refresh_check_interval: timedelta = timedelta(minutes=1)
 
     # Kubernetes client limits.
@@ -72,6 +79,7 @@ class Settings(BaseModel):
         "issuance_retry_cap",
         "renewal_check_interval",
         "minimum_certificate_duration",
+        "issuer_check_interval",
         "crl_refresh_check_interval",
         mode="before",
     )

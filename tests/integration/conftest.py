@@ -10,6 +10,9 @@ Fixtures:
 * ``kube`` (session): a synchronous ``kubernetes.client.ApiClient`` as admin.
 * ``kubectl`` (session): ``kubectl(*args, input=None, check=True)`` -> CompletedProcess[str].
 * ``namespace`` (function): a fresh, uniquely named namespace.
+* ``helm`` (session): the helm CLI (:class:`certctl_operator.dev.helm.Helm`),
+  built from Go modules like the control plane, only when a selected test
+  uses this fixture.
 
 The binaries are built (or found in the cache) once the test selection is
 known and before any test runs, so a cold build is not charged to the first
@@ -24,7 +27,7 @@ import re
 import signal
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,6 +35,7 @@ import pytest
 
 from certctl_operator.dev.binaries import ensure_binaries
 from certctl_operator.dev.controlplane import ControlPlane, apply_crds, stop_all
+from certctl_operator.dev.helm import Helm, ensure_helm
 from certctl_operator.dev.operator_process import OperatorFactory
 from certctl_operator.dev.operator_process import operator_factory as operator_factory_context
 from certctl_operator.dev.processes import find_owned_processes, pid_alive
@@ -62,20 +66,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     if session.config.option.collectonly:
         return
-    if not any(_in_this_directory(item) for item in session.items):
+    selected = [item for item in session.items if _in_this_directory(item)]
+    if not selected:
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     capture = session.config.pluginmanager.get_plugin("capturemanager")
 
-    def progress(line: str) -> None:
-        if reporter is not None:
-            reporter.write_line(f"[control plane] {line}")
+    def reporting(prefix: str) -> Callable[[str], None]:
+        def progress(line: str) -> None:
+            if reporter is not None:
+                reporter.write_line(f"[{prefix}] {line}")
+
+        return progress
+
+    def build() -> None:
+        ensure_binaries(reporting("control plane"))
+        # helm is built only when a selected test asks for it.
+        if any("helm" in getattr(item, "fixturenames", ()) for item in selected):
+            ensure_helm(reporting("helm"))
 
     if capture is not None:
         with capture.global_and_fixture_disabled():
-            ensure_binaries(progress)
+            build()
     else:
-        ensure_binaries(progress)
+        build()
 
 
 def leftover_processes(plane: ControlPlane, pids: dict[str, int]) -> list[int]:
@@ -138,6 +152,12 @@ def kubectl(control_plane: ControlPlane) -> Kubectl:
         return result
 
     return run
+
+
+@pytest.fixture(scope="session")
+def helm() -> Helm:
+    # Built (or found in the cache) in pytest_collection_finish already.
+    return ensure_helm(lambda _: None)
 
 
 @pytest.fixture

@@ -72,6 +72,7 @@ from certctl_operator.api.notification import (
     AttemptResult,
     ChannelType,
     DeliveryAttempt,
+    DeliveryErrorKind,
     DeliveryPhase,
     EmailChannel,
     EmailSecurity,
@@ -90,6 +91,7 @@ from certctl_operator.api.notification import (
 )
 from certctl_operator.api.revocation import (
     REFUSED_REASONS,
+    RequestedBySource,
     Revocation,
     RevocationPhase,
     RevocationReason,
@@ -147,6 +149,7 @@ __all__ = [
     "ConditionStatus",
     "ConditionType",
     "DeliveryAttempt",
+    "DeliveryErrorKind",
     "DeliveryPhase",
     "EmailChannel",
     "EmailSecurity",
@@ -176,6 +179,7 @@ __all__ = [
     "PrivateKeyAlgorithm",
     "PrivateKeyEncoding",
     "PrivateKeySpec",
+    "RequestedBySource",
     "Resource",
     "Revocation",
     "RevocationPhase",

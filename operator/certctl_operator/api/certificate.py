@@ -434,6 +434,15 @@ class ManagedCertificateStatus(StatusBase):
         max_length=10,
         description="Expiry thresholds already announced for the current certificate; cleared on issuance.",
     )
+    last_renew_request: str | None = Field(
+        default=None,
+        max_length=320,
+        description=(
+            "Value of the certctl.io/renew annotation that the current certificate answered (values longer "
+            "than 256 characters are recorded as their SHA-256). Setting the annotation to any other value "
+            "requests a new certificate."
+        ),
+    )
 
 
 class ManagedCertificate(Resource[ManagedCertificateSpec, ManagedCertificateStatus]):

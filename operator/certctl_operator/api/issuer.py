@@ -173,6 +173,12 @@ class RevokedCertificate(ApiModel):
         default=None,
         description="Expiry of the revoked certificate; the entry may leave the CRL after this time.",
     )
+    crl_number: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        description="Number of the first CRL that lists the certificate.",
+        json_schema_extra={"format": "int64"},
+    )
 
 
 class IssuerStatus(StatusBase):

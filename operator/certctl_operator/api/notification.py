@@ -64,8 +64,9 @@ class WebhookChannel(ApiModel):
     signing_secret_ref: SecretKeySelector | None = Field(
         default=None,
         description=(
-            "A Secret key holding an HMAC-SHA256 key; each delivery then carries the header "
-            "X-Signature: sha256=<hex digest of the body>."
+            "A Secret key holding an HMAC-SHA256 key; each delivery then carries the headers "
+            "X-Certctl-Timestamp (Unix seconds) and X-Certctl-Signature: sha256=<hex HMAC of "
+            "the timestamp, a dot and the raw body>."
         ),
     )
     headers: Headers | None = Field(
@@ -123,6 +124,16 @@ class EmailChannel(ApiModel):
         max_length=50,
         description="Recipient addresses.",
     )
+    timeout: Duration = Field(default="30s", description="How long one delivery may take before it fails.")
+    ca_bundle: Annotated[str, AfterValidator(_base64)] | None = Field(
+        default=None,
+        max_length=65536,
+        description=(
+            "Base64-encoded PEM CA certificates trusted for the server's TLS certificate (starttls, tls) "
+            "instead of the system ones."
+        ),
+        json_schema_extra={"format": "byte"},
+    )
 
 
 class SlackChannel(ApiModel):
@@ -131,6 +142,7 @@ class SlackChannel(ApiModel):
     webhook_url_secret_ref: SecretKeySelector = Field(
         alias="webhookURLSecretRef", description="A Secret key holding the incoming webhook URL."
     )
+    timeout: Duration = Field(default="10s", description="How long one delivery may take before it fails.")
 
 
 class TeamsChannel(ApiModel):
@@ -139,6 +151,7 @@ class TeamsChannel(ApiModel):
     webhook_url_secret_ref: SecretKeySelector = Field(
         alias="webhookURLSecretRef", description="A Secret key holding the incoming webhook URL."
     )
+    timeout: Duration = Field(default="10s", description="How long one delivery may take before it fails.")
 
 
 class PagerDutyChannel(ApiModel):
@@ -147,6 +160,16 @@ class PagerDutyChannel(ApiModel):
     routing_key_secret_ref: SecretKeySelector = Field(
         description="A Secret key holding the integration's routing key."
     )
+    url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue",
+        max_length=2048,
+        pattern=HTTP_URL_PATTERN,
+        description=(
+            "The Events API v2 endpoint; use https://events.eu.pagerduty.com/v2/enqueue "
+            "for the EU service region."
+        ),
+    )
+    timeout: Duration = Field(default="10s", description="How long one delivery may take before it fails.")
 
 
 class ChannelType(StrEnum):
@@ -275,14 +298,43 @@ class AttemptResult(StrEnum):
 
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    SKIPPED = "Skipped"
+
+
+class DeliveryErrorKind(StrEnum):
+    """Why a delivery attempt failed."""
+
+    TIMEOUT = "Timeout"
+    CONNECTION_ERROR = "ConnectionError"
+    SERVER_ERROR = "ServerError"
+    RATE_LIMITED = "RateLimited"
+    CLIENT_ERROR = "ClientError"
+    TLS_ERROR = "TLSError"
+    INVALID_CONFIGURATION = "InvalidConfiguration"
+    UNEXPECTED_ERROR = "UnexpectedError"
 
 
 class DeliveryAttempt(ApiModel):
     """One delivery attempt."""
 
     time: Timestamp = Field(description="When the attempt started.")
-    result: AttemptResult = Field(description="Succeeded or Failed.")
+    result: AttemptResult = Field(
+        description="Succeeded, Failed, or Skipped (closed without sending: the channel does not exist)."
+    )
+    number: StrictInt | None = Field(
+        default=None, ge=1, description="Which attempt this was since the event was created or requeued."
+    )
     error: str | None = Field(default=None, max_length=1024, description="Why the attempt failed.")
+    error_kind: DeliveryErrorKind | None = Field(
+        default=None,
+        description=(
+            "Timeout, ConnectionError, ServerError, RateLimited, ClientError, TLSError, "
+            "InvalidConfiguration or UnexpectedError."
+        ),
+    )
+    detail: str | None = Field(
+        default=None, max_length=1024, description="What the receiver answered to a successful attempt."
+    )
     duration_seconds: float | None = Field(default=None, ge=0, description="How long the attempt took.")
 
 
@@ -304,7 +356,30 @@ class NotificationEventStatus(StatusBase):
     last_error: str | None = Field(
         default=None, max_length=4096, description="Error of the last failed attempt."
     )
-    sent_at: Timestamp | None = Field(default=None, description="When the message was delivered.")
+    last_error_kind: DeliveryErrorKind | None = Field(
+        default=None,
+        description=(
+            "Kind of the last error: Timeout, ConnectionError, ServerError and RateLimited are transient; "
+            "ClientError, TLSError and InvalidConfiguration usually need the channel fixed. "
+            "Every kind counts against the retry budget."
+        ),
+    )
+    last_attempt_at: Timestamp | None = Field(default=None, description="When the last attempt was made.")
+    sent_at: Timestamp | None = Field(
+        default=None, description="When the message was delivered (or closed because its channel is gone)."
+    )
+    dead_at: Timestamp | None = Field(default=None, description="When the retries were exhausted.")
+    requeue_count: StrictInt | None = Field(
+        default=None, ge=0, description="How many times the event was requeued."
+    )
+    last_handled_requeue: str | None = Field(
+        default=None,
+        max_length=1024,
+        description=(
+            "The value of the certctl.io/requeue annotation last acted on; setting the annotation to "
+            "any other value requeues the event once."
+        ),
+    )
     attempts: list[DeliveryAttempt] = Field(
         default_factory=list,
         max_length=MAX_ATTEMPT_HISTORY,

@@ -136,6 +136,13 @@ class RevocationPhase(StrEnum):
     FAILED = "Failed"
 
 
+class RequestedBySource(StrEnum):
+    """Where a Revocation's requestedBy was read from."""
+
+    FIELD_MANAGER = "FieldManager"
+    ANNOTATION = "Annotation"
+
+
 class RevocationStatus(StatusBase):
     """Observed state of a Revocation."""
 
@@ -167,10 +174,21 @@ class RevocationStatus(StatusBase):
         default=None,
         description="Why the issuing CA was or was not notified.",
     )
+    not_after: Timestamp | None = Field(
+        default=None, description="Expiry of the revoked certificate; its CRL entry is kept until then."
+    )
     requested_by: str | None = Field(
         default=None,
         max_length=512,
-        description="The user or service account that created the Revocation, as far as the operator knows.",
+        description=(
+            "Who created the Revocation, as far as the API tells: the field manager that created the "
+            "object, or the certctl.io/requested-by annotation. Not an authenticated identity; the API "
+            "server's audit log has that."
+        ),
+    )
+    requested_by_source: RequestedBySource | None = Field(
+        default=None,
+        description="Where requestedBy comes from: FieldManager or Annotation.",
     )
 
 

@@ -81,7 +81,9 @@ class Binaries:
 
 
 @dataclass(frozen=True)
-class _Target:
+class GoTarget:
+    """One main package to build: the binary's name, its package, link flags and version flag."""
+
     name: str
     package: str
     ldflags: str
@@ -104,6 +106,22 @@ def parse_go_mod(text: str) -> ModuleVersions:
     A ``replace`` of either module by another module version wins over the
     ``require`` line, as it does for ``go build``.
     """
+    modules = parse_go_requirements(text)
+    versions: dict[str, str] = {}
+    for module in (KUBERNETES_MODULE, ETCD_MODULE):
+        version = modules.get(module)
+        if not version:
+            raise BinariesError(f"go.mod does not require {module}")
+        versions[module] = version
+    return ModuleVersions(kubernetes=versions[KUBERNETES_MODULE], etcd=versions[ETCD_MODULE])
+
+
+def parse_go_requirements(text: str) -> dict[str, str]:
+    """Every module of a ``go.mod`` text with the version ``go build`` uses.
+
+    Direct and indirect requirements count alike; a ``replace`` by another
+    module version wins over the ``require`` line.
+    """
     required: dict[str, str] = {}
     replaced: dict[str, str] = {}
     block: str | None = None
@@ -125,13 +143,7 @@ def parse_go_mod(text: str) -> ModuleVersions:
             block = directive
         else:
             _record(directive, rest, required, replaced)
-    versions: dict[str, str] = {}
-    for module in (KUBERNETES_MODULE, ETCD_MODULE):
-        version = replaced.get(module) or required.get(module)
-        if not version:
-            raise BinariesError(f"go.mod does not require {module}")
-        versions[module] = version
-    return ModuleVersions(kubernetes=versions[KUBERNETES_MODULE], etcd=versions[ETCD_MODULE])
+    return {**required, **replaced}
 
 
 def _record(directive: str, line: str, required: dict[str, str], replaced: dict[str, str]) -> None:
@@ -154,25 +166,41 @@ def find_go_mod(start_points: Sequence[Path] | None = None) -> Path:
     start point (default: this package's directory, then the current
     directory) upward is tried for ``tools/controlplane/gobuild/go.mod``.
     """
-    override = os.environ.get(GOMOD_ENV)
+    return locate_go_mod(GOMOD_RELATIVE_PATH, GOMOD_ENV, start_points)
+
+
+def locate_go_mod(relative: Path, env: str, start_points: Sequence[Path] | None = None) -> Path:
+    """Locate a helper module's ``go.mod`` at ``relative`` (from the checkout's root).
+
+    The environment variable ``env`` (a ``go.mod`` file or its directory)
+    wins; otherwise every directory from each start point (default: this
+    package's directory, then the current directory) upward is tried.
+    """
+    override = os.environ.get(env)
     if override:
         path = Path(override).expanduser()
         if path.is_dir():
             path = path / "go.mod"
         if not path.is_file():
-            raise BinariesError(f"{GOMOD_ENV}={override} does not name a go.mod file")
+            raise BinariesError(f"{env}={override} does not name a go.mod file")
         return path.resolve()
     if start_points is None:
         start_points = (Path(__file__).resolve().parent, Path.cwd().resolve())
     for start in start_points:
         for directory in (start, *start.parents):
-            candidate = directory / GOMOD_RELATIVE_PATH
+            candidate = directory / relative
             if candidate.is_file():
                 return candidate
     raise BinariesError(
-        f"cannot find {GOMOD_RELATIVE_PATH} above {', '.join(str(s) for s in start_points)}; "
-        f"run from the certctl-operator checkout or set {GOMOD_ENV}"
+        f"cannot find {relative} above {', '.join(str(s) for s in start_points)}; "
+        f"run from the certctl-operator checkout or set {env}"
     )
+
+
+def cache_base() -> Path:
+    """``$XDG_CACHE_HOME/certctl-operator`` (``~/.cache/certctl-operator`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "certctl-operator"
 
 
 def cache_root() -> Path:
@@ -180,11 +208,10 @@ def cache_root() -> Path:
     override = os.environ.get(CACHE_ENV)
     if override:
         return Path(override).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "certctl-operator" / "controlplane"
+    return cache_base() / "controlplane"
 
 
-def _targets(versions: ModuleVersions) -> list[_Target]:
+def _targets(versions: ModuleVersions) -> list[GoTarget]:
     major, minor = _major_minor(versions.kubernetes)
     # The version variables are set the way the Kubernetes release build sets
     # them, so /version reports the real release instead of v0.0.0-master.
@@ -201,8 +228,8 @@ def _targets(versions: ModuleVersions) -> list[_Target]:
         ]
     )
     return [
-        _Target("kube-apiserver", APISERVER_PACKAGE, apiserver_ldflags, "--version"),
-        _Target("etcd", ETCD_MODULE, "-s -w", "--version"),
+        GoTarget("kube-apiserver", APISERVER_PACKAGE, apiserver_ldflags, "--version"),
+        GoTarget("etcd", ETCD_MODULE, "-s -w", "--version"),
     ]
 
 
@@ -229,7 +256,8 @@ def _is_package_line(line: str) -> bool:
 
 
 @contextlib.contextmanager
-def _build_lock(path: Path, what: str, progress: Progress) -> Iterator[None]:
+def build_lock(path: Path, what: str, progress: Progress) -> Iterator[None]:
+    """Hold an exclusive file lock on ``path``, telling ``progress`` when another build holds it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a+") as handle:
         try:
@@ -243,14 +271,19 @@ def _build_lock(path: Path, what: str, progress: Progress) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _go_build(
-    target: _Target,
+# The name the control-plane tests have always used.
+_build_lock = build_lock
+
+
+def go_build(
+    target: GoTarget,
     output: Path,
     module_dir: Path,
     go: str,
     progress: Progress,
     heartbeat: float,
 ) -> None:
+    """``go build`` ``target`` in ``module_dir`` into ``output``, atomically, with progress lines."""
     partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
     log_path = output.with_name(f"build-{target.name}.log")
     command = [go, "build", "-trimpath", "-v", "-ldflags", target.ldflags, "-o", str(partial), target.package]
@@ -317,7 +350,7 @@ def _go_build(
     progress(f"built {target.name} in {elapsed} ({compiled} packages compiled): {version} -> {output}")
 
 
-def _probe_version(binary: Path, target: _Target) -> str:
+def _probe_version(binary: Path, target: GoTarget) -> str:
     try:
         result = subprocess.run(
             [str(binary), target.version_flag],
@@ -331,7 +364,8 @@ def _probe_version(binary: Path, target: _Target) -> str:
     return result.stdout.strip().splitlines()[0] if result.stdout.strip() else "(no version output)"
 
 
-def _is_executable(path: Path) -> bool:
+def is_executable(path: Path) -> bool:
+    """Whether ``path`` is a file this process may execute."""
     return path.is_file() and os.access(path, os.X_OK)
 
 
@@ -355,14 +389,14 @@ def ensure_binaries(
     targets = _targets(versions)
     paths = {target.name: directory / target.name for target in targets}
 
-    if not all(_is_executable(path) for path in paths.values()):
-        with _build_lock(directory.with_name(f"{versions.key}.lock"), versions.key, progress):
+    if not all(is_executable(path) for path in paths.values()):
+        with build_lock(directory.with_name(f"{versions.key}.lock"), versions.key, progress):
             directory.mkdir(parents=True, exist_ok=True)
             for stale in directory.glob(".*.partial"):
                 stale.unlink(missing_ok=True)
             for target in targets:
-                if not _is_executable(paths[target.name]):
-                    _go_build(target, paths[target.name], go_mod.parent, go, progress, heartbeat)
+                if not is_executable(paths[target.name]):
+                    go_build(target, paths[target.name], go_mod.parent, go, progress, heartbeat)
 
     return Binaries(
         kube_apiserver=paths["kube-apiserver"],

@@ -3,4 +3,10 @@
 Importing this package registers every handler with Kopf's default registry.
 """
 
-from certctl_operator.handlers import lifecycle  # noqa: F401
+from certctl_operator.handlers import (  # noqa: F401
+    certificates,
+    issuers,
+    lifecycle,
+    notifications,
+    revocations,
+)

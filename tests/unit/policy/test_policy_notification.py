@@ -384,3 +384,11 @@ def test_policy_from_settings_and_validation() -> None:
 )
 def test_error_kinds(kind: ErrorKind, retryable: bool) -> None:
     assert DeliveryError(kind, "x").retryable is retryable
+
+
+def test_an_error_reads_as_its_message() -> None:
+    assert str(UNAVAILABLE) == "HTTP 503 Service Unavailable"
+    assert (
+        f"{DeliveryError(ErrorKind.TIMEOUT, 'timeout after 5s (127.0.0.1:80)')}"
+        == "timeout after 5s (127.0.0.1:80)"
+    )

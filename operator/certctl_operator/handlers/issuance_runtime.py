@@ -1,0 +1,327 @@
+"""State shared by the certificate and issuer reconcilers, and their one work queue.
+
+Kopf is used for what it does well: watching. ``@kopf.on.event`` handlers
+for ManagedCertificates, Issuers, ClusterIssuers and the operator's own
+Secrets only put keys on a :class:`~certctl_operator.workqueue.WorkQueue`;
+the reconcilers read fresh objects and do the work. Each reconcile ends by
+scheduling its object's next action (renewal, retry after a failure, an
+expiry notice, a CA re-check) from its status, so:
+
+* there is no task per object: ten thousand healthy certificates are ten
+  thousand heap entries and one sleeping scheduler task;
+* nothing that matters lives only in memory: after a restart, Kopf's initial
+  listing reconciles every object once and the schedule is rebuilt from the
+  status subresources;
+* an object is never reconciled by two workers at once.
+
+The in-memory maps below are indexes and caches rebuilt from watch events;
+losing them costs reads, never correctness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple, TypeVar
+
+import kopf
+from pydantic import ValidationError
+
+from certctl_operator import API_GROUP
+from certctl_operator.api import ClusterIssuer, Issuer, IssuerKind, IssuerReference, IssuerSpec
+from certctl_operator.context import OperatorContext
+from certctl_operator.kube.objects import get_object
+from certctl_operator.kube.secrets import read_secret
+from certctl_operator.policy.issuance import LABEL_MANAGED_BY_CERTIFICATE, IssuerView, Reason
+from certctl_operator.policy.issuers import IssuerCheck, ca_secret_namespace, evaluate_issuer
+from certctl_operator.workqueue import WorkQueue
+
+logger = logging.getLogger("certctl.issuance")
+
+T = TypeVar("T")
+
+CERTIFICATE = "ManagedCertificate"
+ISSUER = IssuerKind.ISSUER.value
+CLUSTER_ISSUER = IssuerKind.CLUSTER_ISSUER.value
+PLURALS = {CERTIFICATE: "managedcertificates", ISSUER: "issuers", CLUSTER_ISSUER: "clusterissuers"}
+
+
+class Key(NamedTuple):
+    """One object the reconcilers handle; ``namespace`` is empty for a ClusterIssuer."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    @property
+    def plural(self) -> str:
+        return PLURALS[self.kind]
+
+    def ref(self) -> dict[str, str]:
+        """Identifies the object in log records (Kopf's formatters show it)."""
+        ref = {"apiVersion": f"{API_GROUP}/v1alpha1", "kind": self.kind, "name": self.name}
+        if self.namespace:
+            ref["namespace"] = self.namespace
+        return ref
+
+
+def issuer_key(ref: IssuerReference, namespace: str) -> Key:
+    if ref.kind is IssuerKind.CLUSTER_ISSUER:
+        return Key(CLUSTER_ISSUER, "", ref.name)
+    return Key(ISSUER, namespace, ref.name)
+
+
+def key_of(body: Any) -> Key:
+    metadata = body.get("metadata") or {}
+    return Key(str(body.get("kind")), str(metadata.get("namespace") or ""), str(metadata.get("name")))
+
+
+@dataclass
+class CachedCheck:
+    """An issuer verdict, valid while the CA Secret keeps its resourceVersion and time allows."""
+
+    secret_name: str | None
+    resource_version: str | None
+    check: IssuerCheck
+
+    def still_valid(self, secret_name: str | None, resource_version: str | None, now: datetime) -> bool:
+        if (secret_name, resource_version) != (self.secret_name, self.resource_version):
+            return False
+        authority = self.check.authority
+        if authority is not None:
+            return authority.not_before <= now < authority.not_after
+        return self.check.reason != "NotYetValid"
+
+
+Reconciler = Callable[["IssuanceRuntime", Key], Awaitable[None]]
+RECONCILERS: dict[str, Reconciler] = {}
+
+
+def reconciler(*kinds: str) -> Callable[[Reconciler], Reconciler]:
+    """Register the reconcile function of ``kinds``."""
+
+    def register(function: Reconciler) -> Reconciler:
+        for kind in kinds:
+            RECONCILERS[kind] = function
+        return function
+
+    return register
+
+
+@dataclass
+class IssuanceRuntime:
+    context: OperatorContext
+    queue: WorkQueue[Key] = field(init=False)
+    # certificate -> its issuer, and the reverse index.
+    issuer_of: dict[Key, Key] = field(default_factory=dict)
+    certificates_by_issuer: dict[Key, set[Key]] = field(default_factory=dict)
+    # issuer -> its CA Secret (namespace, name), and the reverse index.
+    secret_of_issuer: dict[Key, tuple[str, str]] = field(default_factory=dict)
+    issuers_by_secret: dict[tuple[str, str], set[Key]] = field(default_factory=dict)
+    issuer_bodies: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    issuer_checks: dict[Key, CachedCheck] = field(default_factory=dict)
+    # What each issuer looked like at its last reconcile; a change wakes its certificates.
+    issuer_states: dict[Key, tuple[object, ...]] = field(default_factory=dict)
+    # resourceVersions this operator wrote itself: their watch events need no reconcile.
+    own_writes: dict[Key, str] = field(default_factory=dict)
+    own_secret_writes: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Per-certificate metric labels and facts, for the aggregate gauges and for clean-up.
+    certificate_metrics: dict[Key, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        settings = self.context.settings
+        self.queue = WorkQueue(
+            self._process,
+            workers=settings.reconcile_workers,
+            name="issuance",
+            max_sleep=settings.renewal_check_interval,
+        )
+
+    @property
+    def api(self) -> Any:
+        return self.context.api
+
+    @property
+    def settings(self) -> Any:
+        return self.context.settings
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    async def off_loop(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run CPU-bound crypto (parsing keys, signing) on the crypto pool, not on the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.context.crypto_pool, functools.partial(function, *args, **kwargs)
+        )
+
+    async def _process(self, key: Key) -> None:
+        function = RECONCILERS.get(key.kind)
+        if function is None:
+            logger.error("no reconciler for %s", key.kind)
+            return
+        await function(self, key)
+
+    # ------------------------------------------------------------------ indexes
+
+    def track_certificate(self, key: Key, issuer: Key | None) -> None:
+        previous = self.issuer_of.get(key)
+        if previous == issuer:
+            return
+        if previous is not None:
+            self.certificates_by_issuer.get(previous, set()).discard(key)
+        if issuer is None:
+            self.issuer_of.pop(key, None)
+        else:
+            self.issuer_of[key] = issuer
+            self.certificates_by_issuer.setdefault(issuer, set()).add(key)
+
+    def track_issuer(self, key: Key, secret: tuple[str, str] | None) -> None:
+        previous = self.secret_of_issuer.get(key)
+        if previous == secret:
+            return
+        if previous is not None:
+            self.issuers_by_secret.get(previous, set()).discard(key)
+        if secret is None:
+            self.secret_of_issuer.pop(key, None)
+        else:
+            self.secret_of_issuer[key] = secret
+            self.issuers_by_secret.setdefault(secret, set()).add(key)
+
+    def wake_certificates(self, issuer: Key) -> int:
+        """Reconcile every certificate that names ``issuer``."""
+        keys = list(self.certificates_by_issuer.get(issuer, ()))
+        for key in keys:
+            self.queue.add(key)
+        return len(keys)
+
+    def forget(self, key: Key) -> None:
+        self.queue.forget(key)
+        self.own_writes.pop(key, None)
+
+    # ------------------------------------------------------------------ issuers
+
+    def ca_secret_location(self, key: Key, spec: IssuerSpec) -> tuple[str, str] | None:
+        if spec.ca is None:
+            return None
+        kind = IssuerKind(key.kind)
+        namespace = ca_secret_namespace(kind, key.namespace, self.settings.operator_namespace)
+        return namespace, spec.ca.secret_name
+
+    async def issuer_check(self, key: Key, spec: IssuerSpec, *, fresh: bool) -> IssuerCheck:
+        """Whether the issuer can sign; ``fresh`` reads its CA Secret again, else a cached verdict may do."""
+        now = self.now()
+        location = self.ca_secret_location(key, spec)
+        if location is None:
+            return evaluate_issuer(spec, None, now)
+        cached = self.issuer_checks.get(key)
+        if not fresh and cached is not None and cached.secret_name == location[1]:
+            authority = cached.check.authority
+            if authority is None or authority.not_before <= now < authority.not_after:
+                return cached.check
+        secret = await read_secret(self.api, *location)
+        version = secret.resource_version if secret else None
+        if cached is not None and cached.still_valid(location[1], version, now):
+            return cached.check
+        check = await self.off_loop(evaluate_issuer, spec, secret, now)
+        self.issuer_checks[key] = CachedCheck(location[1], version, check)
+        return check
+
+    async def issuer_body(self, key: Key, *, fresh: bool) -> dict[str, Any] | None:
+        body = None if fresh else self.issuer_bodies.get(key)
+        if body is None:
+            body = await get_object(self.api, key.plural, key.name, key.namespace or None)
+            if body is None:
+                self.issuer_bodies.pop(key, None)
+            else:
+                self.issuer_bodies[key] = body
+        return body
+
+    async def issuer_view(self, ref: IssuerReference, namespace: str, *, fresh: bool) -> IssuerView:
+        """The issuer a certificate in ``namespace`` names, and whether it can sign."""
+        key = issuer_key(ref, namespace)
+        body = await self.issuer_body(key, fresh=fresh)
+        where = f"{key.kind} {key.name}" + (f" in namespace {namespace}" if key.namespace else "")
+        if body is None:
+            return IssuerView(
+                ref, None, IssuerCheck(False, Reason.ISSUER_NOT_FOUND, f"{where} does not exist")
+            )
+        model_class = ClusterIssuer if key.kind == CLUSTER_ISSUER else Issuer
+        try:
+            spec = model_class.from_body(body).spec
+        except ValidationError as error:
+            return IssuerView(
+                ref, None, IssuerCheck(False, Reason.ISSUER_NOT_READY, f"{where} cannot be read: {error}")
+            )
+        check = await self.issuer_check(key, spec, fresh=fresh)
+        if not check.ready:
+            check = IssuerCheck(False, Reason.ISSUER_NOT_READY, f"{where} cannot sign: {check.message}")
+        return IssuerView(ref, spec, check)
+
+
+def runtime(memo: Any) -> IssuanceRuntime:
+    """The runtime kept in the operator context (created at start-up)."""
+    context: OperatorContext = memo.context
+    found: IssuanceRuntime | None = context.extras.get("issuance")
+    if found is None:
+        found = IssuanceRuntime(context)
+        context.extras["issuance"] = found
+    return found
+
+
+WATCH_HANDLERS = ("certificate_event", "secret_event", "issuer_event", "cluster_issuer_event")
+
+
+class QuietWatchHandlers(logging.Filter):
+    """Drops Kopf's "Handler ... succeeded." line for the watch handlers that only queue a key.
+
+    They run on every watch event of every object; the reconciles log what they do.
+    """
+
+    MESSAGES = frozenset(f"Handler {name!r} succeeded." for name in WATCH_HANDLERS)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self.MESSAGES
+
+
+@kopf.on.startup()
+async def start_issuance(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+    # Only Secrets the operator writes are watched, filtered by the API server.
+    settings.watching.label_selectors["v1", "secrets"] = LABEL_MANAGED_BY_CERTIFICATE
+    objects_logger = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, QuietWatchHandlers) for f in objects_logger.filters):
+        objects_logger.addFilter(QuietWatchHandlers())
+    runtime(memo).queue.start()
+
+
+@kopf.on.cleanup()
+async def stop_issuance(memo: Any, **_: Any) -> None:
+    found: IssuanceRuntime | None = memo.context.extras.get("issuance")
+    if found is not None:
+        await found.queue.stop()
+
+
+def next_check(now: datetime, interval: timedelta, limit: datetime | None) -> datetime:
+    when = now + interval
+    if limit is not None and limit > now:
+        when = min(when, limit + timedelta(seconds=1))
+    return when
+
+
+__all__ = [
+    "CERTIFICATE",
+    "CLUSTER_ISSUER",
+    "ISSUER",
+    "IssuanceRuntime",
+    "Key",
+    "issuer_key",
+    "key_of",
+    "next_check",
+    "reconciler",
+    "runtime",
+]

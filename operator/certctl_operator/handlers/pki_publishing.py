@@ -1,0 +1,264 @@
+"""Kopf glue for what relying parties see: each CA issuer's CRL and OCSP responder.
+
+* One daemon per CA issuer (Issuers and ClusterIssuers with ``spec.ca``; other
+  issuers get no task) wakes every ``crl_refresh_check_interval``: it loads
+  the CA key pair, starts the next CRL when the issuer's ``crl.refreshInterval``
+  has passed (or the CA changed, or entries expired), publishes it to the
+  ConfigMap and to the HTTP endpoint, and keeps the delegated OCSP responder
+  certificate valid.
+* Watch events of issuers keep the in-memory revocation lists current; watch
+  events of ManagedCertificates keep the index of issued serials (what OCSP
+  answers "good" for) and wake Revocations that wait for a certificate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import kopf
+
+from certctl_operator import API_GROUP, API_VERSION, metrics
+from certctl_operator.api import ClusterIssuer, IssuerKind, IssuerStatus, ManagedCertificate
+from certctl_operator.context import OperatorContext
+from certctl_operator.durations import parse_duration
+from certctl_operator.kube.crl_publisher import (
+    ensure_ocsp_responder,
+    publish_crl,
+    read_published_crl,
+    render_crl,
+    responder_matches,
+    state_of,
+)
+from certctl_operator.kube.revocation_store import (
+    advance_crl,
+    crl_timing,
+    get_issuer,
+    issuer_class,
+    load_ca,
+)
+from certctl_operator.pki import SigningAuthority, fingerprint_sha256
+from certctl_operator.policy.revocation import CRLState, IssuerKey, new_crl_due
+from certctl_operator.web import pki_endpoints  # noqa: F401  (registers the CRL and OCSP routes)
+from certctl_operator.web.pki_state import PKIRegistry, PublishedCRL, registry_of
+
+MAX_INITIAL_DELAY = 5.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def pause(stopped: kopf.DaemonStopped, seconds: float, wake: asyncio.Event | None = None) -> None:
+    """Wait ``seconds``, or less when the daemon is stopped or ``wake`` is set."""
+    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stopped.wait(max(seconds, 0.0)))]
+    if wake is not None:
+        waits.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+
+
+def record_published(key: IssuerKey, registry: PKIRegistry, published: PublishedCRL) -> None:
+    """Serve ``published`` and export its number and nextUpdate."""
+    registry.set_crl(key, published)
+    served = registry.issuer(key).crl
+    if served is None:
+        return
+    metrics.crl_number.labels(issuer=key.label).set(served.number)
+    if served.next_update is not None:
+        metrics.crl_next_update_timestamp.labels(issuer=key.label).set(served.next_update.timestamp())
+
+
+async def publish_state(
+    context: OperatorContext,
+    key: IssuerKey,
+    issuer_body: dict[str, Any],
+    authority: SigningAuthority,
+    crl_state: CRLState | None,
+    der: bytes | None = None,
+) -> None:
+    """Publish ``crl_state`` unless a CRL of that number (or a later one) is already served."""
+    registry = registry_of(context)
+    state = registry.issuer(key)
+    if crl_state is None:
+        return
+    if state.crl is not None and state.crl.number >= crl_state.number:
+        return
+    published = await publish_crl(
+        context.api, context.settings, key, issuer_body, authority, crl_state, der, context.crypto_pool
+    )
+    record_published(key, registry, published)
+
+
+async def refresh_issuer(context: OperatorContext, key: IssuerKey, logger: logging.Logger | Any) -> None:
+    """One look at a CA issuer: CA key pair, CRL (new when due, published) and OCSP responder."""
+    api, settings = context.api, context.settings
+    registry = registry_of(context)
+    body = await get_issuer(api, key)
+    if body is None:
+        return
+    issuer = issuer_class(key).from_body(body)
+    state = registry.issuer(key)
+    state.ocsp_enabled = issuer.spec.ocsp_settings.enabled
+    state.ocsp_validity = parse_duration(issuer.spec.ocsp_settings.response_validity)
+    ca = await load_ca(
+        api, settings, key, issuer, utcnow(), cached=(state.authority_version, state.authority)
+    )
+    if ca.authority is None:
+        if state.authority is not None or state.authority_version != ca.version:
+            logger.warning("issuer %s cannot sign CRLs or OCSP responses: %s", key.label, ca.problem)
+        state.authority, state.authority_version = None, ca.version
+        return
+    authority = ca.authority
+    if state.authority_version != ca.version:
+        logger.info(
+            "issuer %s: CA key pair loaded (serial %x)", key.label, authority.certificate.serial_number
+        )
+        if state.responder is not None and not responder_matches(state.responder, authority):
+            state.responder = None  # the CA signs until its new responder exists
+
+    async with state.lock:
+        if state.crl is None:
+            published = await read_published_crl(api, settings, key)
+            if published is not None:
+                record_published(key, registry, published)
+        fingerprint = fingerprint_sha256(authority.certificate)
+
+        def due(current: Any) -> bool:
+            served = state.crl
+            return new_crl_due(
+                current.status,
+                utcnow(),
+                crl_timing(current)[1],
+                published=(served.number, served.ca_fingerprint) if served is not None else None,
+                ca_fingerprint=fingerprint,
+            )
+
+        body, crl_state, der = await advance_crl(
+            api,
+            key,
+            due,
+            utcnow,
+            partial(render_crl, authority),
+            context.crypto_pool,
+            floor=lambda: state.published_number,
+        )
+        issuer = issuer_class(key).from_body(body)
+        registry.update_revoked(key, issuer.status)
+        # OCSP answers only once the revocation list that goes with this CA is known.
+        state.authority, state.authority_version = authority, ca.version
+        if crl_state is not None:
+            logger.info("issuer %s: started CRL number %d", key.label, crl_state.number)
+        await publish_state(context, key, body, authority, crl_state or state_of(issuer.status), der)
+
+    if state.ocsp_enabled:
+        responder = await ensure_ocsp_responder(
+            api, settings, key, body, authority, utcnow(), context.crypto_pool, known=state.responder
+        )
+        state.responder = responder.responder
+
+
+async def publishing_loop(
+    context: OperatorContext, key: IssuerKey, logger: Any, stopped: kopf.DaemonStopped
+) -> None:
+    interval = context.settings.crl_refresh_check_interval.total_seconds()
+    # Spread the issuers of a fresh start apart.
+    await pause(stopped, random.uniform(0, min(interval, MAX_INITIAL_DELAY)))  # noqa: S311
+    failures = 0
+    while not stopped:
+        try:
+            await refresh_issuer(context, key, logger)
+            failures = 0
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            failures += 1
+            if failures == 1 or failures % 10 == 0:
+                logger.warning("issuer %s: publishing failed (%s); retrying", key.label, error, exc_info=True)
+        await pause(stopped, interval)
+
+
+def _is_ca(spec: Any, **_: Any) -> bool:
+    return bool(spec.get("ca"))
+
+
+@kopf.daemon(
+    API_GROUP,
+    API_VERSION,
+    "issuers",
+    id="crl-publisher",
+    when=_is_ca,
+    cancellation_backoff=30.0,
+    cancellation_timeout=10.0,
+)
+async def issuer_publisher(
+    name: str, namespace: str | None, memo: Any, logger: Any, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    await publishing_loop(memo.context, IssuerKey(IssuerKind.ISSUER, name, namespace), logger, stopped)
+
+
+@kopf.daemon(
+    API_GROUP,
+    API_VERSION,
+    ClusterIssuer.PLURAL,
+    id="crl-publisher",
+    when=_is_ca,
+    cancellation_backoff=30.0,
+    cancellation_timeout=10.0,
+)
+async def cluster_issuer_publisher(
+    name: str, memo: Any, logger: Any, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    await publishing_loop(memo.context, IssuerKey(IssuerKind.CLUSTER_ISSUER, name), logger, stopped)
+
+
+def _forget(registry: PKIRegistry, key: IssuerKey) -> None:
+    registry.forget_issuer(key)
+    for gauge in (metrics.crl_number, metrics.crl_next_update_timestamp):
+        with contextlib.suppress(KeyError):
+            gauge.remove(key.label)
+
+
+def _take_status(registry: PKIRegistry, key: IssuerKey, event: kopf.RawEvent, body: kopf.Body) -> None:
+    if event.get("type") == "DELETED" or not (body.get("spec") or {}).get("ca"):
+        # Gone, or not (any more) a CA issuer: nothing to publish or answer for it.
+        _forget(registry, key)
+        return
+    try:
+        status = IssuerStatus.model_validate(dict(body.get("status") or {}))
+    except ValueError:
+        return
+    registry.update_revoked(key, status)
+    registry.wake_all()
+
+
+@kopf.on.event(API_GROUP, API_VERSION, "issuers", id="pki-issuer-index")
+async def issuer_event(
+    event: kopf.RawEvent, body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    _take_status(registry_of(memo.context), IssuerKey(IssuerKind.ISSUER, name, namespace), event, body)
+
+
+@kopf.on.event(API_GROUP, API_VERSION, ClusterIssuer.PLURAL, id="pki-issuer-index")
+async def cluster_issuer_event(event: kopf.RawEvent, body: kopf.Body, name: str, memo: Any, **_: Any) -> None:
+    _take_status(registry_of(memo.context), IssuerKey(IssuerKind.CLUSTER_ISSUER, name), event, body)
+
+
+@kopf.on.event(API_GROUP, API_VERSION, ManagedCertificate.PLURAL, id="pki-issued-index")
+async def certificate_event(
+    event: kopf.RawEvent, body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    registry = registry_of(memo.context)
+    if event.get("type") == "DELETED":
+        registry.index.forget(namespace or "", name)
+    else:
+        registry.index.update(body)
+    registry.wake(namespace or "", name)

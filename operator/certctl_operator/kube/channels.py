@@ -1,0 +1,369 @@
+"""Turn a NotificationChannel and the Secrets it references into something a sender can use.
+
+Two halves:
+
+* pure: :func:`required_secrets` lists what a channel needs from Secrets,
+  :func:`channel_problems` says what is wrong with a channel given those
+  Secrets' data, and :func:`build_channel` assembles the
+  :mod:`certctl_operator.notify` channel dataclass;
+* API: :func:`read_channel`, :func:`read_secrets` and :func:`resolve_channel`
+  fetch the objects (a missing object is ``None``, never an exception).
+
+Problems are short sentences that name Secrets and keys but never quote a
+value: they end up in conditions and in the status of NotificationEvents.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import ssl
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from certctl_operator import API_GROUP, API_VERSION
+from certctl_operator.api.common import HTTP_URL_PATTERN, ConditionStatus, set_condition
+from certctl_operator.api.notification import (
+    ChannelType,
+    EmailSecurity,
+    NotificationChannel,
+    NotificationChannelSpec,
+    NotificationChannelStatus,
+)
+from certctl_operator.durations import parse_duration
+from certctl_operator.notify import senders
+
+SecretData = Mapping[str, bytes]
+"""The decoded ``data`` of one Secret."""
+
+SecretsByName = Mapping[str, SecretData | None]
+"""Secrets by name; ``None`` for a Secret that does not exist."""
+
+BASIC_AUTH_USERNAME = "username"
+BASIC_AUTH_PASSWORD = "password"  # noqa: S105 (a key name, not a password)
+
+_URL = re.compile(HTTP_URL_PATTERN)
+
+
+@dataclass(frozen=True)
+class SecretNeed:
+    """One key of one Secret a channel cannot work without; ``purpose`` says what it is for."""
+
+    secret: str
+    key: str
+    purpose: str
+
+
+class ChannelConfigError(ValueError):
+    """The channel cannot be used as configured; the message is safe to show."""
+
+
+def required_secrets(spec: NotificationChannelSpec) -> list[SecretNeed]:
+    """Every Secret key ``spec`` refers to, in a stable order."""
+    needs: list[SecretNeed] = []
+    if spec.webhook is not None:
+        if spec.webhook.url_secret_ref is not None:
+            ref = spec.webhook.url_secret_ref
+            needs.append(SecretNeed(ref.name, ref.key, "webhook URL"))
+        if spec.webhook.signing_secret_ref is not None:
+            ref = spec.webhook.signing_secret_ref
+            needs.append(SecretNeed(ref.name, ref.key, "signing key"))
+    elif spec.email is not None:
+        if spec.email.credentials_secret_ref is not None:
+            name = spec.email.credentials_secret_ref.name
+            needs.append(SecretNeed(name, BASIC_AUTH_USERNAME, "SMTP username"))
+            needs.append(SecretNeed(name, BASIC_AUTH_PASSWORD, "SMTP password"))
+    elif spec.slack is not None:
+        ref = spec.slack.webhook_url_secret_ref
+        needs.append(SecretNeed(ref.name, ref.key, "Slack webhook URL"))
+    elif spec.teams is not None:
+        ref = spec.teams.webhook_url_secret_ref
+        needs.append(SecretNeed(ref.name, ref.key, "Teams webhook URL"))
+    elif spec.pagerduty is not None:
+        ref = spec.pagerduty.routing_key_secret_ref
+        needs.append(SecretNeed(ref.name, ref.key, "PagerDuty routing key"))
+    return needs
+
+
+def secret_names(spec: NotificationChannelSpec) -> list[str]:
+    """The distinct Secret names ``spec`` refers to."""
+    return list(dict.fromkeys(need.secret for need in required_secrets(spec)))
+
+
+def _text(value: bytes) -> str | None:
+    try:
+        return value.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None
+
+
+def _secret_problem(need: SecretNeed, secrets: SecretsByName) -> str | None:
+    data = secrets.get(need.secret)
+    if data is None:
+        return f"Secret {need.secret!r} ({need.purpose}) not found"
+    value = data.get(need.key)
+    if value is None:
+        return f"Secret {need.secret!r} has no key {need.key!r} ({need.purpose})"
+    if not value.strip():
+        return f"Secret {need.secret!r} key {need.key!r} ({need.purpose}) is empty"
+    if need.purpose.endswith("URL"):
+        text = _text(value)
+        if text is None or not _URL.match(text):
+            return f"Secret {need.secret!r} key {need.key!r} does not hold an http(s) URL"
+    elif need.purpose != "signing key" and _text(value) is None:
+        return f"Secret {need.secret!r} key {need.key!r} ({need.purpose}) is not UTF-8 text"
+    return None
+
+
+def _timeout_problem(text: str) -> str | None:
+    if parse_duration(text) <= timedelta(0):
+        return "timeout must be longer than zero"
+    return None
+
+
+def _ca_bundle_problem(encoded: str | None) -> str | None:
+    if encoded is None:
+        return None
+    try:
+        pem = _decode_ca_bundle(encoded)
+        senders.ssl_context_for(pem)
+    except (senders.InvalidCABundle, ChannelConfigError, ssl.SSLError):
+        return "caBundle does not hold PEM CA certificates"
+    return None
+
+
+def channel_problems(spec: NotificationChannelSpec, secrets: SecretsByName) -> list[str]:
+    """What keeps the channel from working, given the referenced Secrets (empty when it is usable)."""
+    problems = [
+        problem for need in required_secrets(spec) if (problem := _secret_problem(need, secrets)) is not None
+    ]
+    timeout: str | None = None
+    ca_bundle: str | None = None
+    if spec.webhook is not None:
+        timeout, ca_bundle = spec.webhook.timeout, spec.webhook.ca_bundle
+    elif spec.email is not None:
+        timeout, ca_bundle = spec.email.timeout, spec.email.ca_bundle
+        if spec.email.credentials_secret_ref is not None and spec.email.security is EmailSecurity.NONE:
+            problems.append("SMTP credentials are only sent over TLS: set security to starttls or tls")
+    elif spec.slack is not None:
+        timeout = spec.slack.timeout
+    elif spec.teams is not None:
+        timeout = spec.teams.timeout
+    elif spec.pagerduty is not None:
+        timeout = spec.pagerduty.timeout
+    for problem in (_timeout_problem(timeout) if timeout else None, _ca_bundle_problem(ca_bundle)):
+        if problem is not None:
+            problems.append(problem)
+    return problems
+
+
+def _decode_ca_bundle(encoded: str) -> str:
+    try:
+        raw = base64.b64decode(encoded.replace("\r", "").replace("\n", ""), validate=True)
+        return raw.decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ChannelConfigError("caBundle does not hold PEM CA certificates") from None
+
+
+def _value(secrets: SecretsByName, secret: str, key: str) -> bytes:
+    data = secrets.get(secret)
+    if data is None or key not in data:
+        raise ChannelConfigError(f"Secret {secret!r} key {key!r} not found")
+    return data[key]
+
+
+def _string(secrets: SecretsByName, secret: str, key: str) -> str:
+    text = _text(_value(secrets, secret, key))
+    if not text:
+        raise ChannelConfigError(f"Secret {secret!r} key {key!r} is empty or not UTF-8 text")
+    return text
+
+
+def build_channel(spec: NotificationChannelSpec, secrets: SecretsByName) -> senders.Channel:
+    """The sender's view of ``spec``; ChannelConfigError names the first problem found."""
+    problems = channel_problems(spec, secrets)
+    if problems:
+        raise ChannelConfigError(problems[0])
+    if spec.webhook is not None:
+        hook = spec.webhook
+        if hook.url_secret_ref is not None:
+            url = _string(secrets, hook.url_secret_ref.name, hook.url_secret_ref.key)
+        else:
+            url = hook.url or ""
+        secret = None
+        if hook.signing_secret_ref is not None:
+            secret = _value(secrets, hook.signing_secret_ref.name, hook.signing_secret_ref.key).strip()
+        return senders.WebhookChannel(
+            url=url,
+            secret=secret,
+            headers=dict(hook.headers or {}),
+            timeout=parse_duration(hook.timeout),
+            ca_bundle=_decode_ca_bundle(hook.ca_bundle) if hook.ca_bundle else None,
+        )
+    if spec.email is not None:
+        mail = spec.email
+        username = password = None
+        if mail.credentials_secret_ref is not None:
+            username = _string(secrets, mail.credentials_secret_ref.name, BASIC_AUTH_USERNAME)
+            password = _string(secrets, mail.credentials_secret_ref.name, BASIC_AUTH_PASSWORD)
+        return senders.EmailChannel(
+            host=mail.host,
+            port=mail.port,
+            sender=mail.from_,
+            recipients=tuple(mail.to),
+            security=senders.SmtpSecurity(mail.security.value),
+            username=username,
+            password=password,
+            timeout=parse_duration(mail.timeout),
+            ca_bundle=_decode_ca_bundle(mail.ca_bundle) if mail.ca_bundle else None,
+        )
+    if spec.slack is not None:
+        ref = spec.slack.webhook_url_secret_ref
+        return senders.SlackChannel(
+            webhook_url=_string(secrets, ref.name, ref.key), timeout=parse_duration(spec.slack.timeout)
+        )
+    if spec.teams is not None:
+        ref = spec.teams.webhook_url_secret_ref
+        return senders.TeamsChannel(
+            webhook_url=_string(secrets, ref.name, ref.key), timeout=parse_duration(spec.teams.timeout)
+        )
+    if spec.pagerduty is not None:
+        ref = spec.pagerduty.routing_key_secret_ref
+        return senders.PagerDutyChannel(
+            routing_key=_string(secrets, ref.name, ref.key),
+            url=spec.pagerduty.url,
+            timeout=parse_duration(spec.pagerduty.timeout),
+        )
+    raise ChannelConfigError("no channel type is set")  # the model validator makes this unreachable
+
+
+def channel_type_label(spec: NotificationChannelSpec | None) -> str:
+    """The ``channel_type`` metric label: webhook, email, slack, teams, pagerduty or unknown."""
+    if spec is None:
+        return "unknown"
+    return {
+        ChannelType.WEBHOOK: "webhook",
+        ChannelType.EMAIL: "email",
+        ChannelType.SLACK: "slack",
+        ChannelType.TEAMS: "teams",
+        ChannelType.PAGERDUTY: "pagerduty",
+    }[spec.type]
+
+
+def decode_secret_data(data: Mapping[str, str] | None) -> dict[str, bytes]:
+    """A Secret's base64 ``data`` as bytes; undecodable entries are left out."""
+    decoded: dict[str, bytes] = {}
+    for key, value in (data or {}).items():
+        try:
+            decoded[key] = base64.b64decode(value or "", validate=True)
+        except binascii.Error:
+            continue
+    return decoded
+
+
+REASON_READY = "Ready"
+REASON_SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 (a condition reason)
+REASON_INVALID = "InvalidConfiguration"
+
+
+def channel_status(
+    previous: NotificationChannelStatus,
+    spec: NotificationChannelSpec,
+    problems: Iterable[str],
+    *,
+    now: datetime,
+    generation: int | None,
+) -> NotificationChannelStatus:
+    """The channel's status: its type and a Ready condition saying whether it can deliver."""
+    found = list(problems)
+    status = previous.model_copy(deep=True)
+    status.type = spec.type
+    status.observed_generation = generation
+    if not found:
+        ready, reason, message = ConditionStatus.TRUE, REASON_READY, f"{spec.type.value} channel is ready"
+    else:
+        missing = any(problem.endswith("not found") for problem in found)
+        ready = ConditionStatus.FALSE
+        reason = REASON_SECRET_NOT_FOUND if missing else REASON_INVALID
+        message = "; ".join(found)
+    status.conditions = set_condition(
+        status.conditions, "Ready", ready, reason, message, now=now, observed_generation=generation
+    )
+    return status
+
+
+# --------------------------------------------------------------------------- API
+
+
+async def read_channel(api: Any, namespace: str, name: str) -> dict[str, Any] | None:
+    """The NotificationChannel ``namespace/name`` as a dict, or None when it does not exist."""
+    try:
+        body: dict[str, Any] = await client.CustomObjectsApi(api).get_namespaced_custom_object(
+            API_GROUP, API_VERSION, namespace, NotificationChannel.PLURAL, name
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return body
+
+
+async def read_secrets(api: Any, namespace: str, names: Iterable[str]) -> dict[str, SecretData | None]:
+    """The decoded data of each named Secret, None for those that do not exist."""
+    core = client.CoreV1Api(api)
+    found: dict[str, SecretData | None] = {}
+    for name in dict.fromkeys(names):
+        try:
+            secret = await core.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                found[name] = None
+                continue
+            raise
+        found[name] = decode_secret_data(secret.data)
+    return found
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What :func:`resolve_channel` found.
+
+    ``body`` is None when the NotificationChannel does not exist. Otherwise
+    ``model`` is set (or ``problems`` says why the object does not parse),
+    and ``channel`` is set exactly when ``problems`` is empty.
+    """
+
+    body: dict[str, Any] | None
+    model: NotificationChannel | None
+    channel: senders.Channel | None
+    problems: tuple[str, ...]
+
+    @property
+    def found(self) -> bool:
+        return self.body is not None
+
+
+async def resolve_channel(api: Any, namespace: str, name: str) -> Resolution:
+    """Read the channel and its Secrets and build the sender's channel when possible."""
+    body = await read_channel(api, namespace, name)
+    if body is None:
+        return Resolution(None, None, None, ())
+    try:
+        model = NotificationChannel.from_body(body)
+    except ValueError:
+        return Resolution(body, None, None, ("the channel's spec is not valid",))
+    secrets = await read_secrets(api, namespace, secret_names(model.spec))
+    problems = channel_problems(model.spec, secrets)
+    if problems:
+        return Resolution(body, model, None, tuple(problems))
+    try:
+        channel = build_channel(model.spec, secrets)
+    except ChannelConfigError as error:
+        return Resolution(body, model, None, (str(error),))
+    return Resolution(body, model, channel, ())

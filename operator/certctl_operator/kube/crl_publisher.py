@@ -1,0 +1,370 @@
+"""Publishing an issuer's CRL (a ConfigMap) and keeping its OCSP responder key pair (a Secret).
+
+The CRL is a rendering of the issuer's status (see
+:mod:`certctl_operator.policy.revocation`): number, dates and entries all come
+from there, so rendering it again after a crash gives the same CRL. The
+ConfigMap ``<issuer>-crl`` (``ca.crl``, PEM) next to the issuer holds the last
+one published; it is only ever replaced by a CRL with a higher number, or by
+the same number signed by a new CA key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from certctl_operator import API_GROUP, API_VERSION
+from certctl_operator.api import IssuerStatus
+from certctl_operator.durations import parse_duration
+from certctl_operator.pki import (
+    KeyAlgorithm,
+    KeyEncoding,
+    KeySpec,
+    OCSPResponder,
+    PKIError,
+    RevokedEntry,
+    SigningAuthority,
+    build_crl,
+    create_ocsp_responder_certificate,
+    crl_der_to_pem,
+    crl_pem_to_der,
+    fingerprint_sha256,
+    load_ocsp_responder,
+)
+from certctl_operator.policy.renewal import object_name
+from certctl_operator.policy.revocation import CRLState, IssuerKey, serial_int
+from certctl_operator.settings import Settings
+from certctl_operator.web.pki_state import PKIRegistry, PublishedCRL
+
+from .revocation_store import get_issuer, issuer_class, load_ca, pki_namespace, retry_on_conflict, secret_text
+
+logger = logging.getLogger("certctl.crl")
+
+CRL_DATA_KEY = "ca.crl"
+CRL_NUMBER_ANNOTATION = f"{API_GROUP}/crl-number"
+CA_FINGERPRINT_ANNOTATION = f"{API_GROUP}/ca-fingerprint"
+THIS_UPDATE_ANNOTATION = f"{API_GROUP}/this-update"
+NEXT_UPDATE_ANNOTATION = f"{API_GROUP}/next-update"
+ISSUER_NAME_LABEL = f"{API_GROUP}/issuer-name"
+ISSUER_KIND_LABEL = f"{API_GROUP}/issuer-kind"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "certctl-operator"}
+
+RESPONDER_VALIDITY = timedelta(days=30)
+"""Lifetime of a delegated OCSP responder certificate (trusted without a status check: keep it short)."""
+RESPONDER_KEY = KeySpec(KeyAlgorithm.ECDSA, 256)
+
+
+def crl_configmap_name(key: IssuerKey) -> str:
+    """``<issuer>-crl``; a ClusterIssuer's, in the operator namespace, is ``<issuer>-cluster-crl``."""
+    return object_name(key.name, "cluster-crl") if key.cluster else object_name(key.name, "crl")
+
+
+def responder_secret_name(key: IssuerKey) -> str:
+    """``<issuer>-ocsp-responder``; a ClusterIssuer's is ``<issuer>-cluster-ocsp-responder``."""
+    return (
+        object_name(key.name, "cluster-ocsp-responder")
+        if key.cluster
+        else object_name(key.name, "ocsp-responder")
+    )
+
+
+def render_crl(authority: SigningAuthority, state: CRLState) -> bytes:
+    """Sign the CRL that ``state`` describes (DER)."""
+    entries = [
+        RevokedEntry(serial_int(e.serial_number), e.revoked_at, str(e.reason), e.not_after)
+        for e in state.entries
+    ]
+    return build_crl(
+        authority, entries, state.number, state.this_update, state.next_update - state.this_update
+    )
+
+
+def state_of(status: IssuerStatus) -> CRLState | None:
+    """The CRL state an issuer status describes, or None before its first CRL."""
+    if status.crl_number is None or status.crl_this_update is None or status.crl_next_update is None:
+        return None
+    return CRLState(
+        number=status.crl_number,
+        this_update=status.crl_this_update,
+        next_update=status.crl_next_update,
+        entries=tuple(status.revoked_certificates),
+    )
+
+
+def _owner_reference(issuer_body: dict[str, Any]) -> dict[str, Any]:
+    metadata = issuer_body["metadata"]
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": issuer_body.get("kind", "Issuer"),
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+    }
+
+
+def _labels(key: IssuerKey) -> dict[str, str]:
+    return {**MANAGED_BY, ISSUER_NAME_LABEL: key.name[:63], ISSUER_KIND_LABEL: key.kind.value}
+
+
+def published_from_configmap(configmap: Any) -> PublishedCRL | None:
+    """The CRL a ConfigMap holds, or None when it holds none readable."""
+    data = getattr(configmap, "data", None) or {}
+    annotations = getattr(configmap.metadata, "annotations", None) or {}
+    pem = data.get(CRL_DATA_KEY)
+    if not pem:
+        return None
+    try:
+        der = crl_pem_to_der(pem)
+        number = int(annotations.get(CRL_NUMBER_ANNOTATION, "-1"))
+        this_update = datetime.fromisoformat(annotations[THIS_UPDATE_ANNOTATION].replace("Z", "+00:00"))
+        next_text = annotations.get(NEXT_UPDATE_ANNOTATION)
+        next_update = datetime.fromisoformat(next_text.replace("Z", "+00:00")) if next_text else None
+    except (ValueError, KeyError):
+        return None
+    return PublishedCRL(der, number, this_update, next_update, annotations.get(CA_FINGERPRINT_ANNOTATION, ""))
+
+
+async def read_published_crl(api: Any, settings: Settings, key: IssuerKey) -> PublishedCRL | None:
+    """The CRL in the issuer's ConfigMap, or None."""
+    try:
+        configmap = await client.CoreV1Api(api).read_namespaced_config_map(
+            crl_configmap_name(key), pki_namespace(key, settings)
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return published_from_configmap(configmap)
+
+
+def _stamp(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def publish_crl(
+    api: Any,
+    settings: Settings,
+    key: IssuerKey,
+    issuer_body: dict[str, Any],
+    authority: SigningAuthority,
+    state: CRLState,
+    der: bytes | None = None,
+    executor: Executor | None = None,
+) -> PublishedCRL:
+    """Make the ConfigMap hold the CRL of ``state`` (signing it unless ``der`` is given).
+
+    Never replaces a CRL of a higher number; one of the same number signed by
+    the same CA is left as it is (so its bytes and ETag stay stable). Returns
+    what the ConfigMap holds afterwards.
+    """
+    fingerprint = fingerprint_sha256(authority.certificate)
+    namespace = pki_namespace(key, settings)
+    name = crl_configmap_name(key)
+    core: Any = client.CoreV1Api(api)
+    signed = der
+
+    async def attempt() -> PublishedCRL:
+        nonlocal signed
+        try:
+            existing = await core.read_namespaced_config_map(name, namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            existing = None
+        if existing is not None:
+            current = published_from_configmap(existing)
+            if current is not None and (
+                current.number > state.number
+                or (current.number == state.number and current.ca_fingerprint == fingerprint)
+            ):
+                return current
+        if signed is None:
+            signed = await asyncio.get_running_loop().run_in_executor(executor, render_crl, authority, state)
+        published = PublishedCRL(signed, state.number, state.this_update, state.next_update, fingerprint)
+        metadata: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "labels": _labels(key),
+            "annotations": {
+                CRL_NUMBER_ANNOTATION: str(state.number),
+                CA_FINGERPRINT_ANNOTATION: fingerprint,
+                THIS_UPDATE_ANNOTATION: _stamp(state.this_update),
+                NEXT_UPDATE_ANNOTATION: _stamp(state.next_update),
+            },
+        }
+        if issuer_body.get("metadata", {}).get("uid"):
+            metadata["ownerReferences"] = [_owner_reference(issuer_body)]
+        body = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": metadata,
+            "data": {CRL_DATA_KEY: crl_der_to_pem(signed)},
+        }
+        if existing is None:
+            await core.create_namespaced_config_map(namespace, body)
+        else:
+            metadata["resourceVersion"] = existing.metadata.resource_version
+            await core.replace_namespaced_config_map(name, namespace, body)
+        logger.info(
+            "published CRL number %d of issuer %s (%d entries)", state.number, key.label, len(state.entries)
+        )
+        return published
+
+    return await retry_on_conflict(attempt, f"publishing the CRL of issuer {key.label}")
+
+
+# --------------------------------------------------------------------------- OCSP responder
+
+
+@dataclass(frozen=True)
+class ResponderState:
+    responder: OCSPResponder
+    created: bool
+
+
+def responder_due(responder: OCSPResponder, now: datetime) -> bool:
+    """Whether a responder certificate should be replaced: a third of its lifetime or less is left."""
+    certificate = responder.certificate
+    lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
+    return now >= certificate.not_valid_after_utc - lifetime / 3
+
+
+async def ensure_ocsp_responder(
+    api: Any,
+    settings: Settings,
+    key: IssuerKey,
+    issuer_body: dict[str, Any],
+    authority: SigningAuthority,
+    now: datetime,
+    executor: Executor | None = None,
+    known: OCSPResponder | None = None,
+) -> ResponderState:
+    """The issuer's delegated OCSP responder, from its Secret; created or renewed when needed.
+
+    A responder certificate is replaced when a third of its lifetime is left,
+    when the CA changed, or when the Secret is missing or unreadable.
+    """
+    if known is not None and not responder_due(known, now) and responder_matches(known, authority):
+        return ResponderState(known, False)
+    namespace = pki_namespace(key, settings)
+    name = responder_secret_name(key)
+    core: Any = client.CoreV1Api(api)
+
+    async def attempt() -> ResponderState:
+        try:
+            secret = await core.read_namespaced_secret(name, namespace)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+            secret = None
+        if secret is not None:
+            certificate_pem, key_pem = secret_text(secret, "tls.crt"), secret_text(secret, "tls.key")
+            if certificate_pem and key_pem:
+                try:
+                    loaded = load_ocsp_responder(certificate_pem, key_pem, authority, now)
+                except PKIError as error:
+                    logger.info("replacing the OCSP responder of issuer %s: %s", key.label, error.message)
+                else:
+                    if not responder_due(loaded, now):
+                        return ResponderState(loaded, False)
+        responder = await asyncio.get_running_loop().run_in_executor(
+            executor, create_ocsp_responder_certificate, authority, RESPONDER_KEY, RESPONDER_VALIDITY, now
+        )
+        metadata: dict[str, Any] = {
+            "name": name,
+            "namespace": namespace,
+            "labels": _labels(key),
+            "annotations": {f"{API_GROUP}/ca-fingerprint": fingerprint_sha256(authority.certificate)},
+        }
+        if issuer_body.get("metadata", {}).get("uid"):
+            metadata["ownerReferences"] = [_owner_reference(issuer_body)]
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "kubernetes.io/tls",
+            "metadata": metadata,
+            "stringData": {
+                "tls.crt": responder.certificate_pem,
+                "tls.key": responder.private_key_pem(KeyEncoding.PKCS8),
+                "ca.crt": authority.certificate.public_bytes(Encoding.PEM).decode("ascii"),
+            },
+        }
+        if secret is None:
+            await core.create_namespaced_secret(namespace, body)
+        else:
+            metadata["resourceVersion"] = secret.metadata.resource_version
+            await core.replace_namespaced_secret(name, namespace, body)
+        logger.info(
+            "issued the OCSP responder certificate of issuer %s (serial %x, valid until %s)",
+            key.label,
+            responder.certificate.serial_number,
+            _stamp(responder.certificate.not_valid_after_utc),
+        )
+        return ResponderState(responder, True)
+
+    return await retry_on_conflict(attempt, f"storing the OCSP responder of issuer {key.label}")
+
+
+def responder_matches(responder: OCSPResponder, authority: SigningAuthority) -> bool:
+    """Whether ``authority``'s key issued the responder certificate."""
+    try:
+        responder.certificate.verify_directly_issued_by(authority.certificate)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+async def load_signing_state(
+    api: Any, settings: Settings, registry: PKIRegistry, key: IssuerKey, now: datetime
+) -> None:
+    """Fill ``registry`` with what OCSP answers need for issuer ``key``, reading only.
+
+    The CA key pair, the revocation list from the issuer's status and, when
+    its Secret holds a valid one, the delegated responder. The authority is
+    set last: OCSP answers for an issuer only once its revocation list is known.
+    """
+    body = await get_issuer(api, key)
+    if body is None or not (body.get("spec") or {}).get("ca"):
+        registry.forget_issuer(key)
+        return
+    issuer = issuer_class(key).from_body(body)
+    state = registry.issuer(key)
+    state.ocsp_enabled = issuer.spec.ocsp_settings.enabled
+    state.ocsp_validity = parse_duration(issuer.spec.ocsp_settings.response_validity)
+    ca = await load_ca(api, settings, key, issuer, now, cached=(state.authority_version, state.authority))
+    if ca.authority is None:
+        return
+    registry.update_revoked(key, issuer.status)
+    if state.responder is None or not responder_matches(state.responder, ca.authority):
+        state.responder = await read_responder(api, settings, key, ca.authority, now)
+    if state.authority is None:
+        state.authority, state.authority_version = ca.authority, ca.version
+
+
+async def read_responder(
+    api: Any, settings: Settings, key: IssuerKey, authority: SigningAuthority, now: datetime
+) -> OCSPResponder | None:
+    """The delegated responder in the issuer's Secret, when there is a valid one."""
+    try:
+        secret = await client.CoreV1Api(api).read_namespaced_secret(
+            responder_secret_name(key), pki_namespace(key, settings)
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    certificate_pem, key_pem = secret_text(secret, "tls.crt"), secret_text(secret, "tls.key")
+    if not certificate_pem or not key_pem:
+        return None
+    try:
+        return load_ocsp_responder(certificate_pem, key_pem, authority, now)
+    except PKIError:
+        return None

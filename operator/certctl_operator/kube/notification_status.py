@@ -1,0 +1,276 @@
+"""The NotificationEvent status subresource, read into and written from the delivery state machine.
+
+Pure: no API calls, no clock. The handlers read an event with
+:func:`state_from_status`, let :mod:`certctl_operator.policy.notification`
+compute the next :class:`~certctl_operator.policy.notification.DeliveryState`,
+and write it back with :func:`status_from_state`, which also sets the
+Delivered, DeadLetter and Ready conditions. Everything the operator needs to
+resume after a restart is in that status: the phase, the retry count, the
+schedule (``nextRetryAt``) and the requeue value last handled.
+
+Schedules are rounded *up* to whole seconds, because the status stores whole
+seconds: a retry read back from the status is never earlier than the policy
+asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from certctl_operator import API_GROUP
+from certctl_operator.api.common import ConditionStatus, find_condition, set_condition
+from certctl_operator.api.notification import (
+    AttemptResult,
+    DeliveryAttempt,
+    DeliveryErrorKind,
+    DeliveryPhase,
+    NotificationEvent,
+    NotificationEventStatus,
+)
+from certctl_operator.notify.payload import CertificateRef, EventType, JSONValue, Message, Severity
+from certctl_operator.policy import notification as policy
+from certctl_operator.policy.clock import require_aware
+
+REQUEUE_ANNOTATION = f"{API_GROUP}/requeue"
+"""Set it to a new value (a timestamp, a counter) to requeue an event."""
+
+PHASE_LABEL = f"{API_GROUP}/phase"
+"""Carried with the value ``dead`` by dead-lettered events: the dead-letter queue is a label selector."""
+
+DEAD_LABEL_VALUE = "dead"
+
+CONDITION_READY = "Ready"
+
+_RESULTS = {
+    policy.AttemptOutcome.SUCCEEDED: AttemptResult.SUCCEEDED,
+    policy.AttemptOutcome.FAILED: AttemptResult.FAILED,
+    policy.AttemptOutcome.SKIPPED: AttemptResult.SKIPPED,
+}
+_OUTCOMES = {result: outcome for outcome, result in _RESULTS.items()}
+
+
+def ceil_to_second(value: datetime) -> datetime:
+    """``value`` rounded up to a whole second (unchanged when it is one already)."""
+    require_aware(value, "value")
+    if value.microsecond == 0:
+        return value
+    return value.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def _error_kind(kind: DeliveryErrorKind | None) -> policy.ErrorKind | None:
+    return policy.ErrorKind(kind.value) if kind is not None else None
+
+
+def _api_error_kind(kind: policy.ErrorKind | None) -> DeliveryErrorKind | None:
+    return DeliveryErrorKind(kind.value) if kind is not None else None
+
+
+def _attempt_from_api(attempt: DeliveryAttempt, fallback_number: int) -> policy.Attempt:
+    outcome = _OUTCOMES[attempt.result]
+    message = attempt.detail if outcome is policy.AttemptOutcome.SUCCEEDED else attempt.error
+    duration = timedelta(seconds=attempt.duration_seconds) if attempt.duration_seconds is not None else None
+    return policy.Attempt(
+        number=attempt.number or fallback_number,
+        at=attempt.time,
+        outcome=outcome,
+        duration=duration,
+        message=message,
+        error_kind=_error_kind(attempt.error_kind),
+    )
+
+
+def _attempt_to_api(attempt: policy.Attempt) -> DeliveryAttempt:
+    succeeded = attempt.outcome is policy.AttemptOutcome.SUCCEEDED
+    duration = round(attempt.duration.total_seconds(), 3) if attempt.duration is not None else None
+    return DeliveryAttempt(
+        time=attempt.at,
+        result=_RESULTS[attempt.outcome],
+        number=attempt.number,
+        error=None if succeeded else attempt.message,
+        error_kind=_api_error_kind(attempt.error_kind),
+        detail=attempt.message if succeeded else None,
+        duration_seconds=duration,
+    )
+
+
+def state_from_status(status: NotificationEventStatus) -> policy.DeliveryState:
+    """The delivery state recorded in ``status``; an empty status is a new, Pending event."""
+    delivered = find_condition(status.conditions, policy.CONDITION_DELIVERED)
+    attempts = tuple(_attempt_from_api(attempt, index + 1) for index, attempt in enumerate(status.attempts))
+    return policy.DeliveryState(
+        phase=policy.DeliveryPhase(status.phase.value) if status.phase else policy.DeliveryPhase.PENDING,
+        retry_count=status.retry_count or 0,
+        next_retry_at=status.next_retry_at,
+        last_error=status.last_error,
+        last_error_kind=_error_kind(status.last_error_kind),
+        last_attempt_at=status.last_attempt_at,
+        sent_at=status.sent_at,
+        dead_at=status.dead_at,
+        reason=delivered.reason if delivered is not None else None,
+        requeue_count=status.requeue_count or 0,
+        attempts=attempts,
+    )
+
+
+def ready_condition(state: policy.DeliveryState) -> tuple[ConditionStatus, str, str]:
+    """Ready is True exactly when a channel accepted the message; otherwise it mirrors Delivered."""
+    delivered, _ = policy.delivery_conditions(state)
+    status = ConditionStatus.TRUE if state.delivered else ConditionStatus.FALSE
+    return status, delivered.reason, delivered.message
+
+
+def status_from_state(
+    previous: NotificationEventStatus,
+    state: policy.DeliveryState,
+    *,
+    now: datetime,
+    policy_: policy.RetryPolicy,
+    generation: int | None = None,
+    handled_requeue: str | None = None,
+) -> NotificationEventStatus:
+    """The status recording ``state``; fields the state machine does not own are kept from ``previous``.
+
+    Conditions: Delivered and DeadLetter as the policy words them, except
+    that a Dead event's DeadLetter message is its last error; Ready is True
+    only for a delivered event. ``handled_requeue`` replaces the requeue
+    value last acted on when given.
+    """
+    require_aware(now)
+    status = previous.model_copy(deep=True)
+    status.phase = DeliveryPhase(state.phase.value)
+    status.retry_count = state.retry_count
+    status.next_retry_at = ceil_to_second(state.next_retry_at) if state.next_retry_at else None
+    status.last_error = state.last_error
+    status.last_error_kind = _api_error_kind(state.last_error_kind)
+    status.last_attempt_at = state.last_attempt_at
+    status.sent_at = state.sent_at
+    status.dead_at = state.dead_at
+    status.requeue_count = state.requeue_count or None
+    status.attempts = [_attempt_to_api(attempt) for attempt in state.attempts]
+    if handled_requeue is not None:
+        status.last_handled_requeue = handled_requeue
+    if generation is not None:
+        status.observed_generation = generation
+    delivered, dead_letter = policy.delivery_conditions(state, policy_)
+    if state.phase is policy.DeliveryPhase.DEAD and state.last_error:
+        # The dead-letter queue shows why each entry is there: the last error, verbatim.
+        dead_letter = dead_letter._replace(message=state.last_error)
+    conditions = status.conditions
+    for condition in (delivered, dead_letter):
+        conditions = set_condition(
+            conditions,
+            condition.type,
+            ConditionStatus(condition.status),
+            condition.reason,
+            condition.message,
+            now=now,
+            observed_generation=generation,
+        )
+    ready, reason, message = ready_condition(state)
+    status.conditions = set_condition(
+        conditions, CONDITION_READY, ready, reason, message, now=now, observed_generation=generation
+    )
+    return status
+
+
+def requeue_request(annotations: Mapping[str, str], status: NotificationEventStatus) -> str | None:
+    """The requeue annotation's value when it has not been acted on yet, else None."""
+    value = annotations.get(REQUEUE_ANNOTATION)
+    if value is None or value == status.last_handled_requeue:
+        return None
+    return value
+
+
+def phase_label_patch(labels: Mapping[str, str], phase: DeliveryPhase | None) -> dict[str, str | None] | None:
+    """The ``metadata.labels`` merge patch putting the dead-letter label in step with ``phase``.
+
+    None when the labels already match.
+    """
+    current = labels.get(PHASE_LABEL)
+    if phase is DeliveryPhase.DEAD:
+        return None if current == DEAD_LABEL_VALUE else {PHASE_LABEL: DEAD_LABEL_VALUE}
+    return None if current is None else {PHASE_LABEL: None}
+
+
+# --------------------------------------------------------------------------- what is due
+
+
+def is_open(status: Mapping[str, Any] | None) -> bool:
+    """Whether a raw status still takes attempts: no phase yet, Pending or Failed."""
+    phase = (status or {}).get("phase")
+    return phase in (None, DeliveryPhase.PENDING.value, DeliveryPhase.FAILED.value)
+
+
+def raw_requeue_pending(annotations: Mapping[str, str], status: Mapping[str, Any] | None) -> bool:
+    """:func:`requeue_request` on a raw object, for Kopf filters."""
+    value = annotations.get(REQUEUE_ANNOTATION)
+    return value is not None and value != (status or {}).get("lastHandledRequeue")
+
+
+def wants_attention(
+    annotations: Mapping[str, str], status: Mapping[str, Any] | None, deleting: bool = False
+) -> bool:
+    """Whether an event needs its delivery timer: it takes attempts, or a requeue is waiting."""
+    if deleting:
+        return False
+    return is_open(status) or raw_requeue_pending(annotations, status)
+
+
+def seconds_until_due(state: policy.DeliveryState, now: datetime) -> float | None:
+    """Seconds until the next attempt (0 when due), None when no attempt will ever be due."""
+    wait = policy.time_until_due(state, now)
+    return None if wait is None else max(wait.total_seconds(), 0.0)
+
+
+# --------------------------------------------------------------------------- the message
+
+
+_TYPE_VERBS = {
+    EventType.ISSUED: "issued",
+    EventType.RENEWED: "renewed",
+    EventType.RENEWAL_FAILED: "failed to renew",
+    EventType.EXPIRING: "expiring",
+    EventType.REVOKED: "revoked",
+}
+
+
+def default_subject(event_type: EventType, certificate: CertificateRef | None) -> str:
+    """A one-line subject for an event that has none."""
+    if event_type is EventType.TEST:
+        return "certctl test notification"
+    verb = _TYPE_VERBS[event_type]
+    if certificate is None:
+        return f"Certificate {verb}"
+    return f"Certificate {certificate} {verb}"
+
+
+def build_message(event: NotificationEvent) -> Message:
+    """The message one NotificationEvent stands for; equal on every attempt.
+
+    Its id is the event's uid (the webhook Idempotency-Key, the PagerDuty
+    dedup key), its timestamp the event's creation time.
+    """
+    meta = event.metadata
+    if not meta.uid or meta.creation_timestamp is None:
+        raise ValueError(
+            "only a NotificationEvent stored by the API server (uid, creationTimestamp) is delivered"
+        )
+    spec = event.spec
+    certificate = (
+        CertificateRef(meta.namespace or "", spec.certificate_ref.name) if spec.certificate_ref else None
+    )
+    event_type = EventType(spec.type.value)
+    subject = spec.subject or default_subject(event_type, certificate)
+    details: dict[str, JSONValue] = dict(spec.details or {})
+    return Message(
+        event_id=meta.uid,
+        type=event_type,
+        severity=Severity(spec.severity.value),
+        subject=subject,
+        message=spec.message or subject,
+        timestamp=meta.creation_timestamp,
+        certificate=certificate,
+        details=details,
+    )

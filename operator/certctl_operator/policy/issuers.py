@@ -1,0 +1,113 @@
+"""Whether an Issuer or ClusterIssuer can sign, decided from its spec and its CA Secret.
+
+Pure: the caller reads the Secret and passes it in with ``now``. The same
+function serves the issuer's own status and every certificate that is about
+to be signed, so both always agree on why an issuer cannot sign.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from certctl_operator.api.common import IssuerKind
+from certctl_operator.api.issuer import IssuerSpec
+from certctl_operator.pki import AuthorityError, SigningAuthority, load_signing_authority, serial_to_hex
+from certctl_operator.policy.clock import format_rfc3339, require_aware
+
+REASON_SELF_SIGNED = "SelfSigned"
+REASON_KEY_PAIR_VERIFIED = "KeyPairVerified"
+REASON_SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 (a reason, not a password)
+REASON_INVALID_CERTIFICATE = "InvalidCertificate"
+REASON_INVALID_KEY = "InvalidKey"
+
+SECRET_TYPE_TLS = "kubernetes.io/tls"  # noqa: S105 (a Secret type, not a password)
+
+
+@dataclass(frozen=True)
+class SecretSnapshot:
+    """What the operator read of one Secret, with ``data`` already base64-decoded."""
+
+    namespace: str
+    name: str
+    type: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    data: Mapping[str, bytes] = field(default_factory=dict)
+    resource_version: str | None = None
+    uid: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuerCheck:
+    """The verdict on one issuer: can it sign now, and if not, why."""
+
+    ready: bool
+    reason: str
+    message: str
+    authority: SigningAuthority | None = None
+
+    @property
+    def ca_serial_number(self) -> str | None:
+        """Serial of the CA certificate in use, lowercase hexadecimal."""
+        if self.authority is None:
+            return None
+        return serial_to_hex(self.authority.certificate.serial_number).lower()
+
+
+def ca_secret_namespace(kind: IssuerKind, issuer_namespace: str | None, operator_namespace: str) -> str:
+    """Where the CA Secret of an issuer lives: its own namespace, or the operator's for a ClusterIssuer."""
+    if kind is IssuerKind.CLUSTER_ISSUER or not issuer_namespace:
+        return operator_namespace
+    return issuer_namespace
+
+
+def evaluate_issuer(spec: IssuerSpec, ca_secret: SecretSnapshot | None, now: datetime) -> IssuerCheck:
+    """Decide whether an issuer with ``spec`` can sign at ``now``.
+
+    ``ca_secret`` is the Secret named by ``spec.ca.secretName`` (None when it
+    does not exist); it is ignored for a selfSigned issuer. A CA issuer is
+    ready only when the Secret holds a CA certificate (basicConstraints
+    CA:TRUE, keyCertSign when keyUsage is present) that is valid at ``now``
+    and the private key that belongs to it.
+    """
+    require_aware(now)
+    if spec.ca is None:
+        return IssuerCheck(True, REASON_SELF_SIGNED, "Signs every certificate with the certificate's own key")
+    if ca_secret is None:
+        return IssuerCheck(False, REASON_SECRET_NOT_FOUND, f"CA Secret {spec.ca.secret_name} does not exist")
+    where = f"CA Secret {ca_secret.namespace}/{ca_secret.name}"
+    certificate_pem = ca_secret.data.get("tls.crt")
+    if not certificate_pem:
+        return IssuerCheck(False, REASON_INVALID_CERTIFICATE, f"{where} has no tls.crt")
+    key_pem = ca_secret.data.get("tls.key")
+    if not key_pem:
+        return IssuerCheck(False, REASON_INVALID_KEY, f"{where} has no tls.key")
+    try:
+        authority = load_signing_authority(
+            certificate_pem, key_pem, now, ca_certificate_pem=ca_secret.data.get("ca.crt")
+        )
+    except AuthorityError as error:
+        return IssuerCheck(False, error.reason, f"{where}: {error.message}")
+    subject = authority.subject.rfc4514_string() or "(empty subject)"
+    return IssuerCheck(
+        True,
+        REASON_KEY_PAIR_VERIFIED,
+        f"Signing with CA {subject} from {where}, valid until {format_rfc3339(authority.not_after)}",
+        authority,
+    )
+
+
+__all__ = [
+    "REASON_INVALID_CERTIFICATE",
+    "REASON_INVALID_KEY",
+    "REASON_KEY_PAIR_VERIFIED",
+    "REASON_SECRET_NOT_FOUND",
+    "REASON_SELF_SIGNED",
+    "SECRET_TYPE_TLS",
+    "IssuerCheck",
+    "SecretSnapshot",
+    "ca_secret_namespace",
+    "evaluate_issuer",
+]

@@ -1,0 +1,253 @@
+"""NotificationChannel + Secrets -> sender channel: requirements, problems and assembly."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from tests.support.receivers import make_self_signed
+
+from certctl_operator.api import ConditionStatus, NotificationChannelSpec, NotificationChannelStatus
+from certctl_operator.kube.channels import (
+    ChannelConfigError,
+    SecretNeed,
+    build_channel,
+    channel_problems,
+    channel_status,
+    channel_type_label,
+    decode_secret_data,
+    required_secrets,
+    secret_names,
+)
+from certctl_operator.notify import senders
+
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+CA_PEM = make_self_signed().cert_pem
+CA_BUNDLE = base64.b64encode(CA_PEM.encode()).decode()
+
+
+def spec(**fields: Any) -> NotificationChannelSpec:
+    return NotificationChannelSpec.model_validate(fields)
+
+
+WEBHOOK = spec(
+    webhook={
+        "urlSecretRef": {"name": "hook", "key": "url"},
+        "signingSecretRef": {"name": "hook", "key": "signing"},
+        "headers": {"X-Team": "platform"},
+        "timeout": "5s",
+        "caBundle": CA_BUNDLE,
+    }
+)
+EMAIL = spec(
+    email={
+        "host": "smtp.example.test",
+        "port": 2525,
+        "security": "tls",
+        "credentialsSecretRef": {"name": "login"},
+        "from": "certctl@example.test",
+        "to": ["a@example.test", "b@example.test"],
+        "timeout": "20s",
+        "caBundle": CA_BUNDLE,
+    }
+)
+SLACK = spec(slack={"webhookURLSecretRef": {"name": "chat", "key": "slack"}, "timeout": "3s"})
+TEAMS = spec(teams={"webhookURLSecretRef": {"name": "chat", "key": "teams"}})
+PAGERDUTY = spec(
+    pagerduty={
+        "routingKeySecretRef": {"name": "pd", "key": "key"},
+        "url": "https://events.eu.pagerduty.com/v2/enqueue",
+    }
+)
+
+SECRETS: dict[str, dict[str, bytes] | None] = {
+    "hook": {"url": b"https://hooks.example.test/t0ken\n", "signing": b"  s3cret-key \n"},
+    "login": {"username": b"certctl", "password": b"pa55word"},
+    "chat": {"slack": b"https://hooks.slack.test/services/T/B/X", "teams": b"https://teams.example.test/wf"},
+    "pd": {"key": b"R0UT1NG"},
+}
+
+
+def test_required_secrets_per_channel_type() -> None:
+    assert required_secrets(WEBHOOK) == [
+        SecretNeed("hook", "url", "webhook URL"),
+        SecretNeed("hook", "signing", "signing key"),
+    ]
+    assert secret_names(WEBHOOK) == ["hook"]
+    assert [(need.secret, need.key) for need in required_secrets(EMAIL)] == [
+        ("login", "username"),
+        ("login", "password"),
+    ]
+    assert required_secrets(SLACK) == [SecretNeed("chat", "slack", "Slack webhook URL")]
+    assert required_secrets(TEAMS) == [SecretNeed("chat", "teams", "Teams webhook URL")]
+    assert required_secrets(PAGERDUTY) == [SecretNeed("pd", "key", "PagerDuty routing key")]
+    assert required_secrets(spec(webhook={"url": "http://127.0.0.1/x"})) == []
+    assert required_secrets(spec(email={"host": "h", "from": "a@b.c", "to": ["c@d.e"]})) == []
+
+
+@pytest.mark.parametrize("channel", [WEBHOOK, EMAIL, SLACK, TEAMS, PAGERDUTY], ids=lambda c: c.type.value)
+def test_a_complete_channel_has_no_problems(channel: NotificationChannelSpec) -> None:
+    assert channel_problems(channel, SECRETS) == []
+
+
+@pytest.mark.parametrize(
+    ("secrets", "expected"),
+    [
+        ({}, "Secret 'hook' (webhook URL) not found"),
+        ({"hook": None}, "Secret 'hook' (webhook URL) not found"),
+        ({"hook": {"signing": b"k"}}, "Secret 'hook' has no key 'url' (webhook URL)"),
+        ({"hook": {"url": b"  \n", "signing": b"k"}}, "Secret 'hook' key 'url' (webhook URL) is empty"),
+        (
+            {"hook": {"url": b"ftp://x", "signing": b"k"}},
+            "Secret 'hook' key 'url' does not hold an http(s) URL",
+        ),
+        (
+            {"hook": {"url": b"\xff\xfe", "signing": b"k"}},
+            "Secret 'hook' key 'url' does not hold an http(s) URL",
+        ),
+    ],
+)
+def test_webhook_secret_problems_name_the_secret_and_key_but_not_the_value(
+    secrets: dict[str, dict[str, bytes] | None], expected: str
+) -> None:
+    problems = channel_problems(WEBHOOK, secrets)
+    assert problems[0] == expected
+    assert all("ftp://x" not in problem for problem in problems)
+
+
+def test_binary_signing_keys_are_fine_but_other_values_must_be_text() -> None:
+    assert channel_problems(WEBHOOK, {"hook": {"url": b"https://h.test/", "signing": b"\xff\x00\x01"}}) == []
+    assert channel_problems(PAGERDUTY, {"pd": {"key": b"\xff\xfe"}}) == [
+        "Secret 'pd' key 'key' (PagerDuty routing key) is not UTF-8 text"
+    ]
+
+
+def test_email_credentials_need_tls_and_settings_are_checked() -> None:
+    plain = spec(
+        email={
+            "host": "smtp",
+            "security": "none",
+            "credentialsSecretRef": {"name": "login"},
+            "from": "a@b.c",
+            "to": ["c@d.e"],
+        }
+    )
+    assert channel_problems(plain, SECRETS) == [
+        "SMTP credentials are only sent over TLS: set security to starttls or tls"
+    ]
+    zero = spec(webhook={"url": "http://127.0.0.1/", "timeout": "0s"})
+    assert channel_problems(zero, {}) == ["timeout must be longer than zero"]
+    not_pem = base64.b64encode(b"not a certificate").decode()
+    bad_ca = spec(webhook={"url": "https://127.0.0.1/", "caBundle": not_pem})
+    assert channel_problems(bad_ca, {}) == ["caBundle does not hold PEM CA certificates"]
+    not_ascii = base64.b64encode(b"\xff\xfe").decode()
+    assert channel_problems(spec(webhook={"url": "https://127.0.0.1/", "caBundle": not_ascii}), {}) == [
+        "caBundle does not hold PEM CA certificates"
+    ]
+    assert channel_problems(
+        spec(slack={"webhookURLSecretRef": {"name": "chat", "key": "slack"}, "timeout": "0s"}), SECRETS
+    )
+    assert channel_problems(
+        spec(teams={"webhookURLSecretRef": {"name": "chat", "key": "teams"}, "timeout": "0ms"}), SECRETS
+    )
+    assert channel_problems(
+        spec(pagerduty={"routingKeySecretRef": {"name": "pd", "key": "key"}, "timeout": "0s"}), SECRETS
+    ) == ["timeout must be longer than zero"]
+
+
+def test_build_webhook_channel() -> None:
+    channel = build_channel(WEBHOOK, SECRETS)
+    assert channel == senders.WebhookChannel(
+        url="https://hooks.example.test/t0ken",
+        secret=b"s3cret-key",
+        headers={"X-Team": "platform"},
+        timeout=timedelta(seconds=5),
+        ca_bundle=CA_PEM,
+    )
+    inline = build_channel(spec(webhook={"url": "http://127.0.0.1:8099/certctl"}), {})
+    assert inline == senders.WebhookChannel(
+        url="http://127.0.0.1:8099/certctl", timeout=timedelta(seconds=10)
+    )
+
+
+def test_build_email_channel() -> None:
+    channel = build_channel(EMAIL, SECRETS)
+    assert channel == senders.EmailChannel(
+        host="smtp.example.test",
+        port=2525,
+        sender="certctl@example.test",
+        recipients=("a@example.test", "b@example.test"),
+        security=senders.SmtpSecurity.TLS,
+        username="certctl",
+        password="pa55word",
+        timeout=timedelta(seconds=20),
+        ca_bundle=CA_PEM,
+    )
+    anonymous = build_channel(spec(email={"host": "h", "from": "a@b.c", "to": ["c@d.e"]}), {})
+    assert isinstance(anonymous, senders.EmailChannel)
+    assert (anonymous.username, anonymous.password, anonymous.port) == (None, None, 587)
+    assert anonymous.security is senders.SmtpSecurity.STARTTLS
+
+
+def test_build_chat_and_paging_channels() -> None:
+    assert build_channel(SLACK, SECRETS) == senders.SlackChannel(
+        webhook_url="https://hooks.slack.test/services/T/B/X", timeout=timedelta(seconds=3)
+    )
+    assert build_channel(TEAMS, SECRETS) == senders.TeamsChannel(
+        webhook_url="https://teams.example.test/wf", timeout=timedelta(seconds=10)
+    )
+    assert build_channel(PAGERDUTY, SECRETS) == senders.PagerDutyChannel(
+        routing_key="R0UT1NG", url="https://events.eu.pagerduty.com/v2/enqueue", timeout=timedelta(seconds=10)
+    )
+    default = build_channel(spec(pagerduty={"routingKeySecretRef": {"name": "pd", "key": "key"}}), SECRETS)
+    assert isinstance(default, senders.PagerDutyChannel)
+    assert default.url == senders.PAGERDUTY_EVENTS_URL
+
+
+def test_build_refuses_a_channel_with_problems() -> None:
+    with pytest.raises(ChannelConfigError, match="Secret 'pd' \\(PagerDuty routing key\\) not found"):
+        build_channel(PAGERDUTY, {})
+
+
+def test_channel_type_labels() -> None:
+    assert [channel_type_label(c) for c in (WEBHOOK, EMAIL, SLACK, TEAMS, PAGERDUTY, None)] == [
+        "webhook",
+        "email",
+        "slack",
+        "teams",
+        "pagerduty",
+        "unknown",
+    ]
+
+
+def test_decode_secret_data_skips_undecodable_entries() -> None:
+    data = {"good": base64.b64encode(b"value").decode(), "bad": "***", "empty": ""}
+    assert decode_secret_data(data) == {"good": b"value", "empty": b""}
+    assert decode_secret_data(None) == {}
+
+
+def test_channel_status_ready_and_not_ready() -> None:
+    ready = channel_status(NotificationChannelStatus(), WEBHOOK, [], now=NOW, generation=3)
+    assert ready.type is not None and ready.type.value == "Webhook"
+    assert ready.observed_generation == 3
+    (condition,) = ready.conditions
+    assert (condition.type, condition.status, condition.reason) == ("Ready", ConditionStatus.TRUE, "Ready")
+    assert condition.observed_generation == 3
+
+    later = NOW + timedelta(minutes=5)
+    missing = channel_status(
+        ready, WEBHOOK, ["Secret 'hook' (webhook URL) not found"], now=later, generation=3
+    )
+    (condition,) = missing.conditions
+    assert (condition.status, condition.reason) == (ConditionStatus.FALSE, "SecretNotFound")
+    assert condition.message == "Secret 'hook' (webhook URL) not found"
+    assert condition.last_transition_time == later
+
+    problems = ["timeout must be longer than zero", "caBundle does not hold PEM CA certificates"]
+    invalid = channel_status(missing, WEBHOOK, problems, now=later + timedelta(minutes=1), generation=4)
+    (condition,) = invalid.conditions
+    assert (condition.status, condition.reason) == (ConditionStatus.FALSE, "InvalidConfiguration")
+    assert condition.message == "; ".join(problems)
+    assert condition.last_transition_time == later, "unchanged status keeps its transition time"

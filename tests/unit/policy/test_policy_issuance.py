@@ -1,0 +1,688 @@
+"""The issuance decisions: what the reconciler does with one certificate, its Secret and its issuer."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from certctl_operator.api import (
+    ConditionStatus,
+    IssuerKind,
+    IssuerReference,
+    IssuerSpec,
+    ManagedCertificate,
+    find_condition,
+    set_condition,
+)
+from certctl_operator.pki import (
+    GeneratedCA,
+    KeyAlgorithm,
+    KeySpec,
+    PrivateKey,
+    create_self_signed_ca,
+    generate_private_key,
+    issue_certificate,
+    private_key_to_pem,
+)
+from certctl_operator.policy.issuance import (
+    ANNOTATION_RENEW,
+    ANNOTATION_REVISION,
+    Action,
+    CertificateFacts,
+    IssuerView,
+    Mismatch,
+    Reason,
+    SecretExamination,
+    build_request,
+    certificate_renewal_time,
+    crl_url,
+    decide,
+    desired_annotations,
+    desired_labels,
+    examine_secret,
+    expiry_notice_due,
+    key_encoding_for,
+    key_spec_for,
+    managed_by_label_value,
+    metadata_differs,
+    next_action_time,
+    ocsp_url,
+    ready_transition,
+    renew_token,
+    request_hash,
+    serial_hex,
+    spec_problems,
+    status_after_failure,
+    status_after_issuance,
+    status_in_sync,
+    status_invalid,
+    status_revoked,
+    with_notified,
+)
+from certctl_operator.policy.issuers import SecretSnapshot, evaluate_issuer
+
+NOW = datetime(2030, 1, 15, 12, 0, 0, tzinfo=UTC)
+NS = "team"
+MINIMUM = timedelta(hours=1)
+BASE = timedelta(minutes=1)
+CAP = timedelta(hours=1)
+
+
+@pytest.fixture(scope="module")
+def ca() -> GeneratedCA:
+    return create_self_signed_ca(
+        "unit CA", KeySpec(KeyAlgorithm.ECDSA), timedelta(days=365), NOW - timedelta(days=1)
+    )
+
+
+def certificate(status: dict[str, Any] | None = None, generation: int = 1, **spec: Any) -> ManagedCertificate:
+    body_spec: dict[str, Any] = {
+        "secretName": "web-tls",
+        "dnsNames": ["web.example.test"],
+        "issuerRef": {"name": "ca"},
+        "privateKey": {"algorithm": "ECDSA"},
+        "duration": "30d",
+    }
+    body_spec.update(spec)
+    return ManagedCertificate.from_body(
+        {
+            "apiVersion": "certctl.io/v1alpha1",
+            "kind": "ManagedCertificate",
+            "metadata": {"name": "web", "namespace": NS, "generation": generation, "annotations": {}},
+            "spec": {k: v for k, v in body_spec.items() if v is not None},
+            "status": status or {},
+        }
+    )
+
+
+def ca_view(ca: GeneratedCA, **spec: Any) -> IssuerView:
+    issuer_spec = IssuerSpec.model_validate({"ca": {"secretName": "ca-keypair"}, **spec})
+    secret = SecretSnapshot(
+        NS,
+        "ca-keypair",
+        "kubernetes.io/tls",
+        data={"tls.crt": ca.certificate_pem.encode(), "tls.key": ca.private_key_pem.encode()},
+    )
+    return IssuerView(IssuerReference(name="ca"), issuer_spec, evaluate_issuer(issuer_spec, secret, NOW))
+
+
+def self_signed_view() -> IssuerView:
+    spec = IssuerSpec.model_validate({"selfSigned": {}})
+    return IssuerView(IssuerReference(name="ca"), spec, evaluate_issuer(spec, None, NOW))
+
+
+def write(
+    cert: ManagedCertificate,
+    view: IssuerView,
+    revision: int,
+    *,
+    key: PrivateKey | None = None,
+    now: datetime = NOW,
+    dns_names: list[str] | None = None,
+) -> tuple[SecretSnapshot, CertificateFacts]:
+    """The Secret the operator writes for ``revision``, as the handler builds it."""
+    request = build_request(cert.spec, NS, view)
+    key = key or generate_private_key(key_spec_for(cert.spec))
+    signed_request = replace(request, dns_names=tuple(dns_names)) if dns_names is not None else request
+    issued = issue_certificate(signed_request, key, view.authority, now)
+    serial = serial_hex(issued.serial)
+    annotations = desired_annotations(
+        cert,
+        revision=revision,
+        serial=serial,
+        hash_=request_hash(
+            request, key_spec_for(cert.spec), key_encoding_for(cert.spec), cert.spec.issuer_ref
+        ),
+        renew_request=cert.status.last_renew_request,
+    )
+    secret = SecretSnapshot(
+        NS,
+        cert.spec.secret_name,
+        "kubernetes.io/tls",
+        labels=desired_labels(cert),
+        annotations=annotations,
+        data={
+            "tls.crt": issued.full_chain_pem.encode(),
+            "tls.key": private_key_to_pem(key, key_encoding_for(cert.spec)).encode(),
+            "ca.crt": issued.ca_pem.encode(),
+        },
+        resource_version="1",
+    )
+    facts = CertificateFacts(
+        revision, serial, issued.fingerprint_sha256.lower(), issued.not_before, issued.not_after
+    )
+    return secret, facts
+
+
+def examine(cert: ManagedCertificate, secret: SecretSnapshot | None, view: IssuerView) -> SecretExamination:
+    request = build_request(cert.spec, NS, view)
+    return examine_secret(secret, certificate_name="web", spec=cert.spec, request=request, issuer=view)
+
+
+def issued_cert(cert: ManagedCertificate, facts: CertificateFacts, now: datetime = NOW) -> ManagedCertificate:
+    return cert.model_copy(update={"status": status_after_issuance(cert, facts, renew_request=None, now=now)})
+
+
+# --------------------------------------------------------------------------- URLs, requests, specs
+
+
+def test_distribution_point_urls_name_the_namespace_or_cluster() -> None:
+    assert crl_url("http://pki.test/", IssuerKind.ISSUER, "team", "ca") == "http://pki.test/crl/team/ca.crl"
+    assert ocsp_url("http://pki.test", IssuerKind.ISSUER, "team", "ca") == "http://pki.test/ocsp/team/ca"
+    assert (
+        crl_url("http://pki.test", IssuerKind.CLUSTER_ISSUER, "team", "ca")
+        == "http://pki.test/crl/_cluster/ca.crl"
+    )
+    assert (
+        ocsp_url("http://pki.test", IssuerKind.CLUSTER_ISSUER, "team", "ca")
+        == "http://pki.test/ocsp/_cluster/ca"
+    )
+
+
+def test_request_carries_urls_only_for_a_ca_issuer_with_a_base_url(ca: GeneratedCA) -> None:
+    cert = certificate()
+    with_url = build_request(cert.spec, NS, ca_view(ca, publicBaseURL="http://pki.test"))
+    assert with_url.crl_distribution_url == "http://pki.test/crl/team/ca.crl"
+    assert with_url.ocsp_url == "http://pki.test/ocsp/team/ca"
+    no_ocsp = build_request(
+        cert.spec, NS, ca_view(ca, publicBaseURL="http://pki.test", ocsp={"enabled": False})
+    )
+    assert no_ocsp.crl_distribution_url and no_ocsp.ocsp_url is None
+    assert build_request(cert.spec, NS, ca_view(ca)).crl_distribution_url is None
+    assert (
+        build_request(cert.spec, NS, ca_view(ca), "http://default.test").ocsp_url
+        == "http://default.test/ocsp/team/ca"
+    )
+    assert (
+        build_request(cert.spec, NS, self_signed_view(), "http://default.test").crl_distribution_url is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ({"duration": "30m"}, "shorter than the minimum"),
+        ({"privateKey": {"algorithm": "Ed25519", "encoding": "PKCS1"}}, "no PKCS1 encoding"),
+        ({"usages": ["cert sign"]}, "only allowed on a CA"),
+        ({"isCA": True, "dnsNames": ["ca.test"]}, "CA certificate needs a subject"),
+    ],
+)
+def test_specs_that_can_never_be_issued(spec: dict[str, Any], fragment: str) -> None:
+    problems = spec_problems(certificate(**spec).spec, NS, MINIMUM)
+    assert any(fragment in problem for problem in problems), problems
+    decision = decide(
+        certificate(**spec), SecretExamination(exists=False), problems=problems, issuer_ready=True, now=NOW
+    )
+    assert decision.action is Action.INVALID and decision.reason == Reason.INVALID_SPEC
+
+
+def test_valid_specs_have_no_problems() -> None:
+    assert spec_problems(certificate().spec, NS, MINIMUM) == []
+    ca_spec = certificate(
+        isCA=True, commonName="root", privateKey={"algorithm": "Ed25519", "encoding": "PKCS8"}
+    )
+    assert spec_problems(ca_spec.spec, NS, MINIMUM) == []
+
+
+def test_request_hash_ignores_order_and_follows_everything_issued() -> None:
+    one = certificate(dnsNames=["a.test", "b.test"])
+    two = certificate(dnsNames=["b.test", "a.test"])
+
+    def digest(cert: ManagedCertificate) -> str:
+        request = build_request(cert.spec, NS)
+        return request_hash(
+            request, key_spec_for(cert.spec), key_encoding_for(cert.spec), cert.spec.issuer_ref
+        )
+
+    assert digest(one) == digest(two)
+    assert digest(one) != digest(certificate(dnsNames=["a.test", "b.test"], duration="31d"))
+    assert digest(one) != digest(certificate(dnsNames=["a.test", "b.test"], privateKey={"algorithm": "RSA"}))
+    assert digest(one) != digest(certificate(dnsNames=["a.test", "b.test"], issuerRef={"name": "other"}))
+
+
+def test_renew_tokens_and_label_values_stay_within_limits() -> None:
+    assert renew_token(None) is None and renew_token("now") == "now"
+    long = renew_token("x" * 1000)
+    assert long is not None and long.startswith("sha256:") and len(long) == 71
+    assert managed_by_label_value("web") == "web"
+    value = managed_by_label_value("a" * 200)
+    assert len(value) <= 63 and value != managed_by_label_value("a" * 199)
+
+
+# --------------------------------------------------------------------------- renewal timing
+
+
+def test_renewal_counts_the_lifetime_from_issuance_not_from_the_backdated_not_before() -> None:
+    not_before = NOW - timedelta(minutes=5)  # issued at NOW, backdated 5 minutes
+    short = certificate(duration="20s", renewBefore="10s").spec
+    assert certificate_renewal_time(short, not_before, NOW + timedelta(seconds=20)) == NOW + timedelta(
+        seconds=10
+    )
+    default = certificate(duration="30s").spec
+    assert certificate_renewal_time(default, not_before, NOW + timedelta(seconds=30)) == NOW + timedelta(
+        seconds=20
+    )
+    percent = certificate(duration="100d", renewBeforePercentage=25).spec
+    assert certificate_renewal_time(percent, not_before, NOW + timedelta(days=100)) == NOW + timedelta(
+        days=75
+    )
+
+
+def test_a_certificate_cut_short_by_its_ca_renews_in_its_own_last_third() -> None:
+    spec = certificate(duration="90d", renewBefore="30d").spec
+    # The CA expires in 3 days: renewBefore is longer than what is left, so a third of it is.
+    renewal = certificate_renewal_time(spec, NOW - timedelta(minutes=5), NOW + timedelta(days=3))
+    assert renewal == NOW + timedelta(days=2)
+
+
+# --------------------------------------------------------------------------- examining the Secret
+
+
+def test_the_secret_as_written_fits(ca: GeneratedCA) -> None:
+    cert = certificate()
+    view = ca_view(ca, publicBaseURL="http://pki.test")
+    secret, facts = write(cert, view, 1)
+    exam = examine(cert, secret, view)
+    assert exam.fits, exam.problems
+    assert (exam.revision, exam.serial, exam.fingerprint) == (1, facts.serial, facts.fingerprint)
+    assert exam.owner == "web"
+
+
+@pytest.mark.parametrize(
+    ("change", "kind", "fragment"),
+    [
+        ({"dnsNames": ["other.example.test"]}, Mismatch.SPEC, "dnsNames differ"),
+        ({"privateKey": {"algorithm": "RSA"}}, Mismatch.SPEC, "key differs"),
+        ({"privateKey": {"algorithm": "ECDSA", "encoding": "PKCS8"}}, Mismatch.SPEC, "encoded as PKCS1"),
+        ({"duration": "60d"}, Mismatch.SPEC, "different spec"),
+        ({"issuerRef": {"name": "another"}}, Mismatch.SPEC, "another issuer"),
+    ],
+)
+def test_a_spec_change_makes_the_secret_stale(
+    ca: GeneratedCA, change: dict[str, Any], kind: Mismatch, fragment: str
+) -> None:
+    view = ca_view(ca)
+    secret, _ = write(certificate(), view, 1)
+    exam = examine(certificate(**change), secret, view)
+    assert not exam.fits
+    assert any(k is kind and fragment in text for k, text in exam.problems), exam.problems
+
+
+def test_tampering_makes_the_secret_unfit(ca: GeneratedCA) -> None:
+    cert = certificate()
+    view = ca_view(ca)
+    secret, _ = write(cert, view, 1)
+    other, _ = write(cert, view, 1)
+
+    swapped_key = replace(secret, data={**secret.data, "tls.key": other.data["tls.key"]})
+    assert (Mismatch.SECRET, "tls.key does not belong to the certificate in tls.crt") in examine(
+        cert, swapped_key, view
+    ).problems
+    no_crt = replace(secret, data={k: v for k, v in secret.data.items() if k != "tls.crt"})
+    assert not examine(cert, no_crt, view).fits
+    garbage = replace(
+        secret,
+        data={**secret.data, "tls.crt": b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"},
+    )
+    assert not examine(cert, garbage, view).fits
+    opaque = replace(secret, type="Opaque")
+    assert any("type Opaque" in text for _, text in examine(cert, opaque, view).problems)
+    wrong_serial = replace(secret, annotations={**secret.annotations, "certctl.io/serial-number": "00"})
+    assert not examine(cert, wrong_serial, view).fits
+    foreign = replace(secret, annotations={**secret.annotations, "certctl.io/certificate-name": "api"})
+    assert any("ManagedCertificate api" in text for _, text in examine(cert, foreign, view).problems)
+
+
+def test_a_new_ca_or_new_urls_make_the_secret_stale_but_a_broken_issuer_does_not(ca: GeneratedCA) -> None:
+    cert = certificate()
+    view = ca_view(ca)
+    secret, _ = write(cert, view, 1)
+    other_ca = create_self_signed_ca(
+        "other", KeySpec(KeyAlgorithm.ECDSA), timedelta(days=30), NOW - timedelta(days=1)
+    )
+    rotated = examine(cert, secret, ca_view(other_ca))
+    assert any(kind is Mismatch.ISSUER and "not signed by" in text for kind, text in rotated.problems)
+    moved = examine(cert, secret, ca_view(ca, publicBaseURL="http://pki.test"))
+    assert {kind for kind, _ in moved.problems} >= {Mismatch.ISSUER}
+    broken_spec = IssuerSpec.model_validate({"ca": {"secretName": "ca-keypair"}})
+    broken = IssuerView(IssuerReference(name="ca"), broken_spec, evaluate_issuer(broken_spec, None, NOW))
+    assert examine(cert, secret, broken).fits
+
+
+def test_self_signed_secret_checks_its_own_signature() -> None:
+    cert = certificate()
+    view = self_signed_view()
+    secret, _ = write(cert, view, 1)
+    assert examine(cert, secret, view).fits
+    assert secret.data["ca.crt"] == secret.data["tls.crt"]
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def test_first_issuance_when_the_secret_does_not_exist() -> None:
+    decision = decide(certificate(), SecretExamination(exists=False), problems=[], issuer_ready=True, now=NOW)
+    assert (decision.action, decision.reason, decision.revision) == (Action.ISSUE, Reason.DOES_NOT_EXIST, 1)
+    assert decision.new_key
+
+
+def test_nothing_to_do_while_the_secret_matches_until_the_renewal_time(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    secret, facts = write(certificate(), view, 1)
+    cert = issued_cert(certificate(), facts)
+    exam = examine(cert, secret, view)
+    assert decide(cert, exam, problems=[], issuer_ready=True, now=NOW).action is Action.NONE
+    renewal = cert.status.renewal_time
+    assert renewal is not None and renewal == NOW + timedelta(days=20)
+    assert (
+        decide(cert, exam, problems=[], issuer_ready=True, now=renewal - timedelta(seconds=1)).action
+        is Action.NONE
+    )
+    due = decide(cert, exam, problems=[], issuer_ready=True, now=renewal)
+    assert (due.action, due.reason, due.revision) == (Action.ISSUE, Reason.RENEWING, 2)
+    expired = decide(cert, exam, problems=[], issuer_ready=True, now=facts.not_after)
+    assert expired.reason == Reason.EXPIRED
+
+
+def test_secret_gone_or_changed_means_the_next_revision(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    secret, facts = write(certificate(), view, 3)
+    cert = issued_cert(certificate(), facts)
+    gone = decide(cert, SecretExamination(exists=False), problems=[], issuer_ready=True, now=NOW)
+    assert (gone.action, gone.reason, gone.revision) == (Action.ISSUE, Reason.DOES_NOT_EXIST, 4)
+    changed = certificate(status=cert.status.dump(), generation=2, dnsNames=["new.example.test"])
+    decision = decide(changed, examine(changed, secret, view), problems=[], issuer_ready=True, now=NOW)
+    assert (decision.action, decision.reason, decision.revision) == (Action.ISSUE, Reason.SPEC_CHANGED, 4)
+
+
+def test_a_secret_one_revision_ahead_that_fits_is_adopted(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    _, first = write(certificate(), view, 1)
+    cert = issued_cert(certificate(), first)
+    ahead, second = write(cert, view, 2)
+    decision = decide(cert, examine(cert, ahead, view), problems=[], issuer_ready=True, now=NOW)
+    assert (decision.action, decision.revision) == (Action.ADOPT, 2)
+    adopted = status_after_issuance(cert, second, renew_request=decision.renew_request, now=NOW)
+    assert (adopted.revision, adopted.serial_number) == (2, second.serial)
+    # Once adopted, the same Secret is simply in sync.
+    after = cert.model_copy(update={"status": adopted})
+    assert (
+        decide(after, examine(after, ahead, view), problems=[], issuer_ready=True, now=NOW).action
+        is Action.NONE
+    )
+
+
+def test_a_fresh_certificate_adopts_a_matching_secret_it_wrote_before() -> None:
+    view = self_signed_view()
+    secret, _ = write(certificate(), view, 1)
+    decision = decide(
+        certificate(), examine(certificate(), secret, view), problems=[], issuer_ready=True, now=NOW
+    )
+    assert (decision.action, decision.revision) == (Action.ADOPT, 1)
+
+
+def test_a_secret_ahead_that_does_not_fit_is_replaced_without_reusing_its_revision(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    _, first = write(certificate(), view, 1)
+    cert = issued_cert(certificate(), first)
+    stale, _ = write(cert, view, 3, dns_names=["elsewhere.example.test"])
+    decision = decide(cert, examine(cert, stale, view), problems=[], issuer_ready=True, now=NOW)
+    assert (decision.action, decision.revision) == (Action.ISSUE, 4)
+
+
+def test_a_secret_of_another_certificate_is_not_adopted(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    other = certificate()
+    secret, _ = write(other, view, 1)
+    foreign = replace(secret, annotations={**secret.annotations, "certctl.io/certificate-name": "api"})
+    decision = decide(
+        certificate(), examine(certificate(), foreign, view), problems=[], issuer_ready=True, now=NOW
+    )
+    assert (decision.action, decision.revision) == (Action.ISSUE, 1)
+
+
+def test_rotation_policy_never_reuses_the_key_in_the_secret(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    spec = {"privateKey": {"algorithm": "ECDSA", "rotationPolicy": "Never"}}
+    secret, facts = write(certificate(**spec), view, 1)
+    cert = issued_cert(certificate(**spec), facts)
+    exam = examine(cert, secret, view)
+    renewal = decide(cert, exam, problems=[], issuer_ready=True, now=facts.not_after)
+    assert renewal.action is Action.ISSUE and not renewal.new_key
+    always = issued_cert(certificate(), facts)
+    assert decide(
+        always, examine(always, secret, view), problems=[], issuer_ready=True, now=facts.not_after
+    ).new_key
+    # A key of another type than the spec asks for is not reused.
+    rsa_spec = {"privateKey": {"algorithm": "RSA", "rotationPolicy": "Never"}}
+    changed = certificate(status=cert.status.dump(), generation=2, **rsa_spec)
+    assert decide(changed, examine(changed, secret, view), problems=[], issuer_ready=True, now=NOW).new_key
+
+
+def test_renew_annotation_asks_once_per_value(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    secret, facts = write(certificate(), view, 1)
+    cert = issued_cert(certificate(), facts)
+    cert.metadata.annotations[ANNOTATION_RENEW] = "2030-01-15"
+    exam = examine(cert, secret, view)
+    decision = decide(cert, exam, problems=[], issuer_ready=True, now=NOW)
+    assert (decision.action, decision.reason, decision.renew_request) == (
+        Action.ISSUE,
+        Reason.MANUALLY_TRIGGERED,
+        "2030-01-15",
+    )
+    cert.status.last_renew_request = "2030-01-15"
+    assert decide(cert, exam, problems=[], issuer_ready=True, now=NOW).action is Action.NONE
+
+
+def test_a_revoked_certificate_waits_for_a_reissue_request_and_then_gets_a_new_key(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    spec = {"privateKey": {"algorithm": "ECDSA", "rotationPolicy": "Never"}}
+    secret, facts = write(certificate(**spec), view, 1)
+    cert = issued_cert(certificate(**spec), facts)
+    cert.status.revoked = True
+    cert.status.revoked_serial_numbers = [facts.serial]
+    for exam in (examine(cert, secret, view), SecretExamination(exists=False)):
+        for now in (NOW, facts.not_after + timedelta(days=1)):
+            assert decide(cert, exam, problems=[], issuer_ready=True, now=now).action is Action.REVOKED
+    assert next_action_time(cert, NOW) is None
+    cert.metadata.annotations[ANNOTATION_RENEW] = f"revoked-{facts.serial}"
+    decision = decide(cert, examine(cert, secret, view), problems=[], issuer_ready=True, now=NOW)
+    assert decision.action is Action.ISSUE and decision.new_key and decision.revision == 2
+    reissued = status_after_issuance(
+        cert, write(cert, view, 2)[1], renew_request=decision.renew_request, now=NOW
+    )
+    assert reissued.revoked is False and reissued.revoked_serial_numbers == [facts.serial]
+    assert reissued.last_renew_request == f"revoked-{facts.serial}"
+
+
+def test_a_revoked_serial_in_the_list_counts_even_without_the_flag(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    secret, facts = write(certificate(), view, 1)
+    cert = issued_cert(certificate(), facts)
+    cert.status.revoked_serial_numbers = [facts.serial.upper()]
+    assert (
+        decide(cert, examine(cert, secret, view), problems=[], issuer_ready=True, now=NOW).action
+        is Action.REVOKED
+    )
+
+
+def test_revoked_status_keeps_the_revocations_ready_condition() -> None:
+    cert = certificate(status={"revision": 1, "serialNumber": "ab", "revoked": True})
+    cert.status.conditions = set_condition(
+        [],
+        "Ready",
+        ConditionStatus.FALSE,
+        "Revoked",
+        "revoked by Revocation r1",
+        now=NOW - timedelta(hours=1),
+    )
+    status = status_revoked(cert, now=NOW)
+    ready = find_condition(status.conditions, "Ready")
+    assert ready is not None and ready.message == "revoked by Revocation r1"
+    issuing = find_condition(status.conditions, "Issuing")
+    assert issuing is not None and issuing.reason == "Revoked"
+
+
+# --------------------------------------------------------------------------- failures and back-off
+
+
+def failed(
+    cert: ManagedCertificate, reason: str = Reason.ISSUANCE_FAILED, now: datetime = NOW
+) -> ManagedCertificate:
+    status = status_after_failure(
+        cert,
+        reason=reason,
+        message="boom",
+        trigger=Reason.DOES_NOT_EXIST,
+        trigger_message="missing",
+        now=now,
+        retry_base=BASE,
+        retry_cap=CAP,
+    )
+    return cert.model_copy(update={"status": status})
+
+
+def test_failures_back_off_exponentially_from_the_status() -> None:
+    cert = failed(certificate())
+    assert cert.status.failed_issuance_attempts == 1
+    assert cert.status.next_attempt_time == NOW + BASE
+    ready = find_condition(cert.status.conditions, "Ready")
+    assert ready is not None and (ready.status, ready.reason) == (
+        ConditionStatus.FALSE,
+        Reason.ISSUANCE_FAILED,
+    )
+    missing = SecretExamination(exists=False)
+    waiting = decide(cert, missing, problems=[], issuer_ready=True, now=NOW + timedelta(seconds=30))
+    assert (waiting.action, waiting.not_before) == (Action.WAIT, NOW + BASE)
+    assert decide(cert, missing, problems=[], issuer_ready=True, now=NOW + BASE).action is Action.ISSUE
+    again = failed(cert, now=NOW + BASE)
+    assert again.status.failed_issuance_attempts == 2
+    assert again.status.next_attempt_time == NOW + BASE + 2 * BASE
+    assert next_action_time(again, NOW + BASE) == NOW + 3 * BASE
+
+
+def test_back_off_is_skipped_for_a_new_spec_or_an_issuer_that_recovered() -> None:
+    missing = SecretExamination(exists=False)
+    issuer_failure = failed(certificate(), Reason.ISSUER_NOT_READY)
+    soon = NOW + timedelta(seconds=5)
+    assert decide(issuer_failure, missing, problems=[], issuer_ready=False, now=soon).action is Action.WAIT
+    assert decide(issuer_failure, missing, problems=[], issuer_ready=True, now=soon).action is Action.ISSUE
+    signing_failure = failed(certificate())
+    assert decide(signing_failure, missing, problems=[], issuer_ready=True, now=soon).action is Action.WAIT
+    edited = signing_failure.model_copy(deep=True)
+    edited.metadata.generation = 2
+    assert decide(edited, missing, problems=[], issuer_ready=True, now=soon).action is Action.ISSUE
+
+
+def test_success_clears_the_failure_record(ca: GeneratedCA) -> None:
+    cert = failed(failed(certificate()))
+    _, facts = write(cert, ca_view(ca), 1)
+    status = status_after_issuance(cert, facts, renew_request=None, now=NOW)
+    assert status.failed_issuance_attempts is None and status.last_failure_time is None
+    assert status.next_attempt_time is None
+    ready = find_condition(status.conditions, "Ready")
+    assert ready is not None and ready.status == ConditionStatus.TRUE
+    assert ready_transition(cert.status, status)
+    assert not ready_transition(status, status)
+
+
+def test_an_invalid_spec_is_not_scheduled() -> None:
+    cert = certificate(duration="1m")
+    status = status_invalid(cert, "too short", now=NOW)
+    invalid = cert.model_copy(update={"status": status})
+    assert next_action_time(invalid, NOW) is None
+    ready = find_condition(status.conditions, "Ready")
+    assert ready is not None and ready.reason == Reason.INVALID_SPEC
+
+
+# --------------------------------------------------------------------------- status in sync, schedule
+
+
+def test_in_sync_status_follows_a_changed_renew_before(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    secret, facts = write(certificate(), view, 1)
+    cert = issued_cert(certificate(), facts)
+    edited = certificate(status=cert.status.dump(), generation=2, renewBefore="2d")
+    exam = examine(edited, secret, view)
+    assert decide(edited, exam, problems=[], issuer_ready=True, now=NOW).action is Action.NONE
+    status = status_in_sync(edited, exam, now=NOW)
+    assert status.renewal_time == facts.not_after - timedelta(days=2)
+    assert status.observed_generation == 2
+    assert next_action_time(edited.model_copy(update={"status": status}), NOW) == status.renewal_time
+
+
+def test_metadata_drift_is_seen(ca: GeneratedCA) -> None:
+    cert = certificate(secretTemplate={"labels": {"team": "a"}, "annotations": {"note": "x"}})
+    secret, _ = write(cert, ca_view(ca), 1)
+    labels = desired_labels(cert)
+    assert labels["team"] == "a" and labels["certctl.io/managed-by-certificate"] == "web"
+    annotations = dict(secret.annotations)
+    assert not metadata_differs(secret, labels, annotations)
+    assert metadata_differs(replace(secret, labels={}), labels, annotations)
+    stripped = {k: v for k, v in annotations.items() if k != ANNOTATION_REVISION}
+    assert metadata_differs(replace(secret, annotations=stripped), labels, annotations)
+
+
+# --------------------------------------------------------------------------- expiry notices
+
+
+def test_expiry_notices_are_due_once_per_threshold_and_revision(ca: GeneratedCA) -> None:
+    notifications = {"channels": ["ops"], "expiryThresholds": ["10d", "3d", "0d"]}
+    spec = {"notifications": notifications}
+    _, facts = write(certificate(**spec), ca_view(ca), 1)
+    cert = issued_cert(certificate(**spec), facts)
+    not_after = facts.not_after
+    assert expiry_notice_due(cert, NOW) is None
+    # The 10d threshold falls on the renewal time (a third of 30 days left).
+    assert next_action_time(cert, NOW) == cert.status.renewal_time
+    notice = expiry_notice_due(cert, not_after - timedelta(days=10))
+    assert notice is not None and notice.threshold_text == "10d" and notice.crossed == ("10d",)
+    cert.status = with_notified(cert.status, notice.crossed)
+    assert expiry_notice_due(cert, not_after - timedelta(days=9)) is None
+    # Several thresholds crossed at once (the operator was down): the most urgent is announced.
+    late = expiry_notice_due(cert, not_after + timedelta(seconds=1))
+    assert late is not None and late.threshold == timedelta(0) and late.crossed == ("0d", "3d")
+    # A new revision arms them again.
+    renewed = status_after_issuance(cert, facts, renew_request=None, now=NOW)
+    assert renewed.notified_expiry_thresholds is None
+
+
+def test_thresholds_longer_than_the_lifetime_are_not_announced(ca: GeneratedCA) -> None:
+    notifications = {"channels": ["ops"], "expiryThresholds": ["30d", "0d"], "events": ["Expiring"]}
+    spec = {"notifications": notifications, "duration": "20d"}
+    _, facts = write(certificate(**spec), ca_view(ca), 1)
+    cert = issued_cert(certificate(**spec), facts)
+    assert expiry_notice_due(cert, NOW) is None
+    notice = expiry_notice_due(cert, facts.not_after)
+    assert notice is not None and notice.crossed == ("0d",)
+    unsubscribed = certificate(**{**spec, "notifications": {**notifications, "events": ["Issued"]}})
+    assert expiry_notice_due(issued_cert(unsubscribed, facts), facts.not_after) is None
+
+
+def test_the_issuing_reason_names_an_edited_secret_before_a_spec_change(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    secret, facts = write(certificate(), view, 1)
+    other, _ = write(certificate(), view, 1)
+    cert = issued_cert(certificate(), facts)
+    changed = certificate(
+        status=cert.status.dump(), generation=2, privateKey={"algorithm": "ECDSA", "encoding": "PKCS8"}
+    )
+    edited = replace(secret, data={**secret.data, "tls.key": other.data["tls.key"]})
+    exam = examine(changed, edited, view)
+    assert {kind for kind, _ in exam.problems} == {Mismatch.SECRET, Mismatch.SPEC}
+    decision = decide(changed, exam, problems=[], issuer_ready=True, now=NOW)
+    assert (decision.action, decision.reason) == (Action.ISSUE, Reason.SECRET_MISMATCH)
+
+
+def test_a_secret_ahead_holding_a_revoked_serial_is_not_adopted(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    _, first = write(certificate(), view, 1)
+    cert = issued_cert(certificate(), first)
+    ahead, second = write(cert, view, 2)
+    cert.status.revoked_serial_numbers = [second.serial]
+    decision = decide(cert, examine(cert, ahead, view), problems=[], issuer_ready=True, now=NOW)
+    assert (decision.action, decision.revision) == (Action.ISSUE, 3)
