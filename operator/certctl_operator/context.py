@@ -29,4 +29,7 @@ class OperatorContext:
     # start-up by the notification handlers and closed at clean-up.
     http_pool: HttpClientPool | None = None
     ready: bool = False
+    # What /readyz answers while not ready: "starting", or "standby" while
+    # another replica holds the leader-election Lease.
+    not_ready_reason: str = "starting"
     extras: dict[str, Any] = field(default_factory=dict)

@@ -35,16 +35,27 @@ def _run(args: argparse.Namespace) -> int:
     import certctl_operator.handlers  # noqa: F401  (registers the handlers)
 
     context = OperatorContext(settings=settings)
+
     # Kopf installs its own SIGINT/SIGTERM handlers: on either it stops the
     # watchers, lets running handlers finish, runs the cleanup handlers, exits.
-    asyncio.run(
-        kopf.operator(
+    async def run_operator(
+        stop_flag: asyncio.Event | None = None, ready_flag: asyncio.Event | None = None
+    ) -> None:
+        await kopf.operator(
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             memo=kopf.Memo(context=context),
             standalone=True,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
         )
-    )
+
+    if settings.leader_election:
+        from certctl_operator.leadership_runner import run_with_leader_election
+
+        # Stand by until this replica holds the Lease, then run the operator while renewing it.
+        return asyncio.run(run_with_leader_election(context, run_operator))
+    asyncio.run(run_operator())
     return 0
 
 

@@ -1,13 +1,19 @@
 """Logging set-up: plain text by default, JSON lines on request.
 
-Kopf's object loggers attach the object reference (apiVersion, kind,
-namespace, name, uid) to every record about an object; the JSON format
-puts it under ``object`` so log pipelines can filter by it.
+Every record about an object carries the object's reference (apiVersion,
+kind, namespace, name, uid) as the ``k8s_ref`` attribute, the way Kopf's
+object loggers attach it: the JSON format puts it under ``object`` so log
+pipelines can filter by it, the text format prefixes the message with
+``[namespace/name]``. Kopf's handler ``logger`` does this for the object a
+handler runs for; the operator's own ``certctl.*`` loggers do it through
+:func:`object_extra` or :func:`object_logger`.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, MutableMapping
+from typing import Any
 
 import kopf
 
@@ -24,6 +30,57 @@ def configure_logging(log_format: str, level: str) -> None:
         log_prefix=log_format != "json",
         log_refkey="object",
     )
-    logging.getLogger().setLevel(level)
+    root = logging.getLogger()
+    root.setLevel(level)
+    if log_format == "json":
+        for handler in root.handlers:
+            if not any(isinstance(f, _LoggerName) for f in handler.filters):
+                handler.addFilter(_LoggerName())
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _LoggerName(logging.Filter):
+    """Puts the logger's name in each JSON line as ``logger`` (the text format shows it anyway)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "logger"):
+            record.logger = record.name
+        return True
+
+
+REF_ATTRIBUTE = "k8s_ref"
+"""The log record attribute Kopf's formatters read the object reference from."""
+
+
+def object_ref(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The reference of a Kubernetes object (a body as the API returns it), as Kopf logs it.
+
+    ``namespace`` is None for a cluster-scoped object.
+    """
+    metadata = body.get("metadata") or {}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "name": metadata.get("name"),
+        "uid": metadata.get("uid"),
+        "namespace": metadata.get("namespace") or None,
+    }
+
+
+def object_extra(body: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+    """``extra=`` for a log call about ``body``, with any further ``fields``."""
+    return {**fields, REF_ATTRIBUTE: object_ref(body)}
+
+
+class ObjectLogAdapter(logging.LoggerAdapter[logging.Logger]):
+    """A logger whose every record is about one object; a call's own ``extra`` is kept too."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}
+        return msg, kwargs
+
+
+def object_logger(logger: logging.Logger, body: Mapping[str, Any]) -> ObjectLogAdapter:
+    """``logger``, attaching ``body``'s reference to every record."""
+    return ObjectLogAdapter(logger, object_extra(body))

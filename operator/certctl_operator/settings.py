@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from certctl_operator.durations import parse_duration
+from certctl_operator.policy.leadership import LeadershipError, LeaseTimings
 
 ENV_PREFIX = "CERTCTL_"
 
@@ -70,6 +71,30 @@ class Settings(BaseModel):
     client_qps: float = 50.0
     client_burst: int = 100
 
+    # Leader election: replicas share a Lease in operator_namespace and only its holder acts.
+    leader_election: bool = Field(
+        default=False,
+        description="Act only while holding the Lease (the chart turns this on); off: act at once, alone.",
+    )
+    leader_election_lease_name: str = Field(
+        default="certctl-operator",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Name of the Lease in operator_namespace.",
+    )
+    leader_election_lease_duration: timedelta = Field(
+        default=timedelta(seconds=15),
+        description="How long a standby waits after the last renewal it saw before taking over.",
+    )
+    leader_election_renew_deadline: timedelta = Field(
+        default=timedelta(seconds=10),
+        description="How long the leader keeps trying to renew before it stops acting and exits.",
+    )
+    leader_election_retry_period: timedelta = Field(
+        default=timedelta(seconds=2), description="How often the leader renews and standbys look."
+    )
+
     @field_validator(
         "notification_retry_base",
         "notification_retry_cap",
@@ -81,6 +106,9 @@ class Settings(BaseModel):
         "minimum_certificate_duration",
         "issuer_check_interval",
         "crl_refresh_check_interval",
+        "leader_election_lease_duration",
+        "leader_election_renew_deadline",
+        "leader_election_retry_period",
         mode="before",
     )
     @classmethod
@@ -95,6 +123,22 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _check_leader_election_timings(self) -> Settings:
+        # The same rules as the election itself; checked here so a bad value fails at start-up.
+        try:
+            self.lease_timings()
+        except LeadershipError as error:
+            raise ValueError(f"leader_election timings: {error}") from error
+        return self
+
+    def lease_timings(self) -> LeaseTimings:
+        return LeaseTimings(
+            lease_duration=self.leader_election_lease_duration,
+            renew_deadline=self.leader_election_renew_deadline,
+            retry_period=self.leader_election_retry_period,
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

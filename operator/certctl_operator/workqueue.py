@@ -24,9 +24,9 @@ import contextlib
 import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
@@ -54,7 +54,9 @@ class WorkQueue(Generic[K]):
         max_sleep: timedelta = timedelta(minutes=1),
         retry_base: timedelta = timedelta(milliseconds=250),
         retry_cap: timedelta = timedelta(minutes=1),
+        log_extra: Callable[[K], Mapping[str, Any]] | None = None,
     ) -> None:
+        """``log_extra(key)`` gives the ``extra`` of log records about ``key`` (its object reference)."""
         if workers < 1:
             raise ValueError("a work queue needs at least one worker")
         self._process = process
@@ -64,6 +66,7 @@ class WorkQueue(Generic[K]):
         self._max_sleep = max_sleep
         self._retry_base = retry_base
         self._retry_cap = retry_cap
+        self._log_extra = log_extra
         self._ready: asyncio.Queue[K] = asyncio.Queue()
         self._queued: set[K] = set()
         self._active: set[K] = set()
@@ -168,11 +171,22 @@ class WorkQueue(Generic[K]):
                 raise
             except Requeue as requeue:
                 delay = self.retry(key)
-                logger.debug("%s: %s again in %.2fs: %s", self._name, key, delay.total_seconds(), requeue)
+                logger.debug(
+                    "%s: %s again in %.2fs: %s",
+                    self._name,
+                    key,
+                    delay.total_seconds(),
+                    requeue,
+                    extra=self._extra(key),
+                )
             except Exception:
                 delay = self.retry(key)
                 logger.exception(
-                    "%s: processing %s failed; retrying in %.1fs", self._name, key, delay.total_seconds()
+                    "%s: processing %s failed; retrying in %.1fs",
+                    self._name,
+                    key,
+                    delay.total_seconds(),
+                    extra=self._extra(key),
                 )
             else:
                 self._failures.pop(key, None)
@@ -206,6 +220,9 @@ class WorkQueue(Generic[K]):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._schedule_changed.wait()
+
+    def _extra(self, key: K) -> dict[str, Any] | None:
+        return dict(self._log_extra(key)) if self._log_extra is not None else None
 
     def _compact(self) -> None:
         self._heap = [(when, next(self._sequence), key) for key, when in self._due.items()]

@@ -100,8 +100,10 @@ def test_helm_lint_strict(run_helm: Callable[..., Any], values: tuple[str, ...])
     ("value", "complaint"),
     [
         ("replicas=2", "additional properties 'replicas' not allowed"),  # a typo of replicaCount
-        ("replicaCount=2", "replicaCount"),  # no leader election yet
-        ("leaderElection.enabled=true", "leaderElection"),
+        ("leaderElection.enabled=false,replicaCount=2", "replicaCount"),  # two would both act
+        ("leaderElection.enabled=false,updateStrategy.type=RollingUpdate", "updateStrategy"),
+        ("leaderElection.leaseDuration=soon", "leaseDuration"),
+        ("replicaCount=-1", "replicaCount"),
         ("config.logFormat=xml", "logFormat"),
         ("config.notifications.retryBase=5 minutes", "retryBase"),
         ("config.notifications.maxAttempts=0", "maxAttempts"),
@@ -155,6 +157,7 @@ def test_defaults_render_the_operator_and_nothing_optional(render: Render) -> No
     assert kinds == sorted(
         ["CustomResourceDefinition"] * 6
         + ["ServiceAccount", "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding"]
+        + ["Role", "RoleBinding"]  # the leader-election Lease
         + ["Deployment", "Service"]
     )
     for obj in objects:
@@ -188,7 +191,10 @@ def test_deployment_runs_the_operator_restricted_with_probes(render: Render) -> 
     pod = spec["template"]["spec"]
     operator = container(objects)
     assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": "100%"},
+    }
     assert operator["image"] == "ghcr.io/certctl/certctl-operator:0.1.0"
     assert operator["args"] == ["run"]
     assert pod["terminationGracePeriodSeconds"] >= 30
@@ -207,20 +213,22 @@ def test_deployment_runs_the_operator_restricted_with_probes(render: Render) -> 
     assert service["spec"]["selector"].items() <= spec["template"]["metadata"]["labels"].items()
 
 
-def environment(operator: dict[str, Any], namespace: str) -> dict[str, str]:
+def environment(operator: dict[str, Any], namespace: str, pod: str = "certctl-operator-0") -> dict[str, str]:
+    downward = {"metadata.namespace": namespace, "metadata.name": pod}
     env: dict[str, str] = {}
     for variable in operator["env"]:
         if "valueFrom" in variable:
-            assert variable["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
-            env[variable["name"]] = namespace
+            env[variable["name"]] = downward[variable["valueFrom"]["fieldRef"]["fieldPath"]]
         else:
             env[variable["name"]] = variable["value"]
     return env
 
 
 def test_rendered_environment_is_valid_settings(render: Render) -> None:
-    defaults = Settings.from_env(environment(container(render()), "certctl-system"))
-    assert defaults == Settings(operator_namespace="certctl-system", log_format="json")
+    env = environment(container(render()), "certctl-system")
+    assert env["POD_NAME"] == "certctl-operator-0"  # the replica's identity in the Lease
+    defaults = Settings.from_env(env)
+    assert defaults == Settings(operator_namespace="certctl-system", log_format="json", leader_election=True)
 
     custom = render(
         "--set",
@@ -263,13 +271,58 @@ def rules(objects: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def test_rbac_has_no_wildcards_and_no_leases(render: Render) -> None:
-    for rule in rules(render()):
+def test_rbac_has_no_wildcards_and_leases_only_by_name(render: Render) -> None:
+    objects = render()
+    for rule in rules(objects):
         for key in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[key], rule
         assert not rule.get("nonResourceURLs"), rule
-        assert "leases" not in rule["resources"]
         assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
+    for role in by_kind(objects, "ClusterRole"):
+        assert all("leases" not in rule["resources"] for rule in role["rules"]), role["metadata"]["name"]
+    (role,) = by_kind(objects, "Role")
+    assert role["metadata"]["name"] == "certctl-operator-leader-election"
+    assert role["metadata"]["namespace"] == "certctl-system"
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["certctl-operator"],
+            "verbs": ["get", "update"],
+        },
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+    (binding,) = by_kind(objects, "RoleBinding")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "certctl-operator-leader-election",
+    }
+    # The Lease the operator is told to use is the one the Role names.
+    assert environment(container(objects), "certctl-system")["CERTCTL_LEADER_ELECTION_LEASE_NAME"] == (
+        "certctl-operator"
+    )
+
+
+def test_without_leader_election_one_replica_recreated_and_no_lease(render: Render) -> None:
+    objects = render("--set", "leaderElection.enabled=false")
+    (deployment,) = by_kind(objects, "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not by_kind(objects, "Role")
+    assert environment(container(objects), "certctl-system")["CERTCTL_LEADER_ELECTION"] == "false"
+    assert all("leases" not in rule["resources"] for rule in rules(objects))
+
+
+def test_replicas_above_one_with_leader_election(render: Render) -> None:
+    objects = render("--set", "replicaCount=3", "--set", "leaderElection.leaseDuration=30s")
+    (deployment,) = by_kind(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 3
+    env = environment(container(objects), "certctl-system")
+    assert Settings.from_env(env).leader_election_lease_duration.total_seconds() == 30
+    # An explicit strategy wins over the default.
+    custom = render("--set", "updateStrategy.type=Recreate")
+    (deployment,) = by_kind(custom, "Deployment")
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_cluster_wide_and_namespaced_bindings(render: Render) -> None:
@@ -278,12 +331,13 @@ def test_cluster_wide_and_namespaced_bindings(render: Render) -> None:
         "certctl-operator",
         "certctl-operator-cluster",
     }
-    assert not by_kind(cluster_wide, "RoleBinding")
+    # The only RoleBinding is the leader-election Lease's.
+    assert [b["roleRef"]["kind"] for b in by_kind(cluster_wide, "RoleBinding")] == ["Role"]
 
     namespaced = render("--set", "watchNamespaces={team-a,team-b,certctl-system}")
     (cluster_binding,) = by_kind(namespaced, "ClusterRoleBinding")
     assert cluster_binding["roleRef"]["name"] == "certctl-operator-cluster"
-    bindings = by_kind(namespaced, "RoleBinding")
+    bindings = [b for b in by_kind(namespaced, "RoleBinding") if b["roleRef"]["kind"] == "ClusterRole"]
     # Each watched namespace once, and the operator's own for ClusterIssuer CA Secrets.
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["certctl-system", "team-a", "team-b"]
     for binding in bindings:

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from tests.support.flows import EVERY_FLOW_SETTINGS, Flows, every_flow
 from tests.support.receivers import HTTPReceiver, ScriptedResponse
 
 from certctl_operator.dev.controlplane import ControlPlane
 from certctl_operator.dev.helm import Helm
-from certctl_operator.dev.operator_process import OperatorProcess
+from certctl_operator.dev.operator_process import OperatorProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "certctl-operator"
@@ -211,7 +213,7 @@ def test_the_release_is_deployed_with_every_object(cluster: Cluster, release: st
     manifest = cluster.helm("get", "manifest", release, "--namespace", NAMESPACE).stdout
     documents = [doc for doc in yaml.safe_load_all(manifest) if doc]
     found = cluster.kubectl("get", "-f", "-", "-o", "name", input=manifest).stdout.split()
-    assert len(found) == len(documents) == 13, found
+    assert len(found) == len(documents) == 15, found
     crds = cluster.kubectl(
         "get", "crd", "-l", "app.kubernetes.io/part-of=certctl", "-o", "name"
     ).stdout.split()
@@ -226,11 +228,14 @@ EXPECTED_RULES: dict[str, set[str]] = {
     "notificationevents.certctl.io": {"get", "list", "watch", "patch", "create", "delete"},
     **{f"{plural}.certctl.io/status": {"patch"} for plural in (*OPERATOR_KINDS, "notificationevents")},
     "secrets": {"get", "list", "watch", "create", "update", "patch", "delete"},
-    "configmaps": {"get", "list", "watch", "create", "update", "patch"},
+    "configmaps": {"get", "create", "update"},
     "events": {"create"},
-    "events.events.k8s.io": {"create"},
     "customresourcedefinitions.apiextensions.k8s.io": {"list", "watch"},
-    "namespaces": {"list", "watch"},
+}
+# Only in the operator's namespace: its leader-election Lease, by name except for create.
+LEASE_RULES: dict[str, set[str]] = {
+    "leases.coordination.k8s.io": {"create"},
+    "leases.coordination.k8s.io/certctl-operator": {"get", "update"},
 }
 # What every authenticated user may do (system:basic-user), not granted by the chart.
 BASELINE_RULES: dict[str, set[str]] = {
@@ -246,9 +251,10 @@ ALLOWED = [
     ("delete", "notificationevents.certctl.io", "", APPS),
     ("patch", "clusterissuers.certctl.io", "status", None),
     ("update", "secrets", "", NAMESPACE),
-    ("create", "events.events.k8s.io", "", APPS),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", "", None),
-    ("list", "namespaces", "", None),
+    ("get", "leases.coordination.k8s.io/certctl-operator", "", NAMESPACE),
+    ("update", "leases.coordination.k8s.io/certctl-operator", "", NAMESPACE),
+    ("create", "leases.coordination.k8s.io", "", NAMESPACE),
 ]
 DENIED = [
     ("create", "managedcertificates.certctl.io", "", APPS),
@@ -259,10 +265,16 @@ DENIED = [
     ("create", "revocations.certctl.io", "", APPS),
     ("update", "managedcertificates.certctl.io", "status", APPS),
     ("delete", "configmaps", "", APPS),
+    ("list", "configmaps", "", APPS),  # CRL ConfigMaps are read by name, never listed or watched
     ("get", "pods", "", APPS),
+    ("create", "events.events.k8s.io", "", APPS),  # core/v1 Events only
     ("create", "deployments.apps", "", NAMESPACE),
-    ("get", "leases.coordination.k8s.io", "", NAMESPACE),
-    ("create", "leases.coordination.k8s.io", "", NAMESPACE),
+    ("get", "leases.coordination.k8s.io", "", NAMESPACE),  # only the one by name
+    ("update", "leases.coordination.k8s.io/someone-else", "", NAMESPACE),
+    ("delete", "leases.coordination.k8s.io/certctl-operator", "", NAMESPACE),
+    ("create", "leases.coordination.k8s.io", "", APPS),
+    ("get", "leases.coordination.k8s.io/certctl-operator", "", APPS),
+    ("list", "namespaces", "", None),  # Kopf lists namespaces only when it watches some of them
     ("get", "customresourcedefinitions.apiextensions.k8s.io", "", None),
     ("update", "customresourcedefinitions.apiextensions.k8s.io", "", None),
     ("delete", "namespaces", "", None),
@@ -273,25 +285,33 @@ DENIED = [
 ]
 
 
+CAN_I_ROW = re.compile(
+    r"^(?P<resource>\S*)\s+\[(?P<urls>[^]]*)\]\s+\[(?P<names>[^]]*)\]\s+\[(?P<verbs>[^]]*)\]\s*$"
+)
+
+
 def granted_rules(cluster: Cluster, namespace: str) -> dict[str, set[str]]:
-    """``kubectl auth can-i --list`` for the chart's ServiceAccount, as resource -> verbs."""
+    """``kubectl auth can-i --list`` for the chart's ServiceAccount, as resource[/name] -> verbs."""
     listing = cluster.kubectl("auth", "can-i", "--list", f"--as={SERVICE_ACCOUNT}", "--namespace", namespace)
     rules: dict[str, set[str]] = {}
     for line in listing.stdout.splitlines()[1:]:
-        resource, _, rest = line.partition("[")
-        if not resource.strip():
+        row = CAN_I_ROW.match(line)
+        assert row is not None, line
+        if not row["resource"]:
             continue  # non-resource URLs every authenticated user may GET (discovery, /healthz)
-        verbs = rest.rsplit("[", 1)[-1].rstrip("] ").split()
-        rules.setdefault(resource.strip(), set()).update(verbs)
+        names = row["names"].split() or [""]
+        for name in names:
+            key = f"{row['resource']}/{name}" if name else row["resource"]
+            rules.setdefault(key, set()).update(row["verbs"].split())
     return rules
 
 
 def test_the_service_account_may_do_exactly_what_the_operator_needs(cluster: Cluster, release: str) -> None:
     cluster.ensure_namespace(APPS)
-    for namespace in (APPS, NAMESPACE):
+    for namespace, expected in ((APPS, EXPECTED_RULES), (NAMESPACE, EXPECTED_RULES | LEASE_RULES)):
         rules = granted_rules(cluster, namespace)
         assert not [r for r, verbs in rules.items() if "*" in r or "*" in verbs], f"wildcards: {rules}"
-        assert rules == {**EXPECTED_RULES, **BASELINE_RULES}, namespace
+        assert rules == {**expected, **BASELINE_RULES}, namespace
 
     wrong = [f"cannot {v} {r}/{s} in {n}" for v, r, s, n in ALLOWED if not cluster.can_i(v, r, n, s)]
     wrong += [f"can {v} {r}/{s} in {n}" for v, r, s, n in DENIED if cluster.can_i(v, r, n, s)]
@@ -311,11 +331,15 @@ def test_the_operator_runs_and_reconciles_with_only_the_charts_token(
     assert "forbidden" in denied.stderr.lower()
 
     cluster.ensure_namespace(APPS)
-    operator = OperatorProcess(
-        kubeconfig,
-        tmp_path / "operator.log",
-        env={"CERTCTL_OPERATOR_NAMESPACE": NAMESPACE},
-    )
+    # As the chart runs it: leader election on its Lease, the Pod's name as identity.
+    env = {
+        "CERTCTL_OPERATOR_NAMESPACE": NAMESPACE,
+        "CERTCTL_LEADER_ELECTION": "true",
+        "CERTCTL_LEADER_ELECTION_LEASE_NAME": RELEASE,
+        "POD_NAME": "certctl-operator-5d7f9-x2x4q",
+        **EVERY_FLOW_SETTINGS,
+    }
+    operator = OperatorProcess(kubeconfig, tmp_path / "operator.log", env=env)
     with HTTPReceiver(default=ScriptedResponse(status=200)) as receiver:
         try:
             operator.start(timeout=90)
@@ -405,8 +429,23 @@ def test_the_operator_runs_and_reconciles_with_only_the_charts_token(
             tls = json.loads(cluster.kubectl("get", "secret", "web-tls", "-n", APPS, "-o", "json").stdout)
             assert tls["type"] == "kubernetes.io/tls"
             assert tls["data"]["tls.crt"] and tls["data"]["tls.key"]
+
+            # Every other flow: renewal, revocation (CRL ConfigMap, OCSP), a notification announced
+            # by a certificate, dead-letter (label), retention (delete), deletion with the Secret.
+            with plane.api_client() as admin:
+                every_flow(
+                    Flows(admin, APPS, operator.base_url, operator_namespace=NAMESPACE),
+                    receiver.url_for("/flows"),
+                    lambda: [request.body for request in receiver.requests],
+                    f"http://127.0.0.1:{free_port()}/closed",
+                )
+            lease = json.loads(cluster.kubectl("get", "lease", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+            assert lease["spec"]["holderIdentity"] == env["POD_NAME"]
         finally:
-            operator.stop()
+            stopped = operator.stop()
+        assert stopped == 0
+        lease = json.loads(cluster.kubectl("get", "lease", RELEASE, "-n", NAMESPACE, "-o", "json").stdout)
+        assert not lease["spec"].get("holderIdentity"), "released on SIGTERM"
     logs = operator.logs()
     for complaint in ("Not enough permissions", "Forbidden", "forbidden", " 403"):
         assert complaint not in logs, f"the operator hit RBAC ({complaint!r}):\n{operator.log_tail(60)}"

@@ -64,7 +64,9 @@ def test_apply_k_installs_everything_and_is_idempotent(plane: ControlPlane) -> N
     applied = kubectl(plane, "apply", "-k", str(MANIFESTS))
     lines = applied.stdout.splitlines()
     expected = [obj for obj in yaml.safe_load_all(kubectl(plane, "kustomize", str(MANIFESTS)).stdout) if obj]
-    assert len(lines) == len(expected) == 14, applied.stdout
+    # Namespace, 6 CRDs, ServiceAccount, 2 ClusterRoles + bindings, the leader-election
+    # Role + binding, Deployment, Service.
+    assert len(lines) == len(expected) == 16, applied.stdout
     assert all(line.endswith(" created") for line in lines), applied.stdout
 
     kubectl(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
+import time
+from collections.abc import Callable
 
 import httpx
+from tests.integration.conftest import Kubectl
 
 from certctl_operator.dev.operator_process import OperatorFactory
 
@@ -30,12 +33,44 @@ def test_logs_are_json_lines_when_asked(operator_factory: OperatorFactory, names
     assert all({"message", "severity", "timestamp"} <= record.keys() for record in records)
 
 
-def test_sigterm_shuts_down_cleanly(operator_factory: OperatorFactory, namespace: str) -> None:
+def test_sigterm_shuts_down_cleanly(
+    operator_factory: OperatorFactory, namespace: str, kubectl: Kubectl
+) -> None:
+    # A CA issuer keeps a CRL-publishing daemon running, waiting between
+    # checks: the shutdown must stop it without an error exit.
+    kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=json.dumps(
+            {
+                "apiVersion": "certctl.io/v1alpha1",
+                "kind": "Issuer",
+                "metadata": {"name": "ca"},
+                "spec": {"ca": {"secretName": "missing-ca"}},
+            }
+        ),
+    )
     operator = operator_factory(namespaces=[namespace])
     assert operator.process is not None
+    wait_until(
+        lambda: (
+            "SecretNotFound" in kubectl("get", "issuer.certctl.io/ca", "-n", namespace, "-o", "json").stdout
+        ),
+        timeout=60,
+    )
 
     operator.process.send_signal(signal.SIGTERM)
     exit_code = operator.process.wait(timeout=30)
 
-    assert exit_code == 0
+    assert exit_code == 0, operator.log_tail(60)
     assert "certctl-operator stopped" in operator.logs()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.2)  # polling interval of a deadline-bounded wait

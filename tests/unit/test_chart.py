@@ -88,11 +88,90 @@ def test_schema_durations_use_the_operators_grammar() -> None:
     assert all(node["pattern"] == DURATION_PATTERN for node in durations)
 
 
-def test_replicas_are_capped_until_leader_election_exists() -> None:
-    assert SCHEMA["properties"]["replicaCount"]["maximum"] == 1
-    assert SCHEMA["properties"]["leaderElection"]["properties"]["enabled"]["enum"] == [False]
+def test_more_replicas_and_rolling_updates_only_with_leader_election() -> None:
+    assert "maximum" not in SCHEMA["properties"]["replicaCount"]
     assert VALUES["replicaCount"] == 1
-    assert VALUES["updateStrategy"] == {"type": "Recreate"}
+    assert VALUES["leaderElection"]["enabled"] is True
+    # Empty: the template picks RollingUpdate with leader election, Recreate without.
+    assert VALUES["updateStrategy"] == {}
+    # Without leader election the schema caps replicas at 1 and insists on Recreate.
+    assert SCHEMA["if"] == {
+        "properties": {
+            "leaderElection": {"properties": {"enabled": {"const": False}}, "required": ["enabled"]}
+        },
+        "required": ["leaderElection"],
+    }
+    then = SCHEMA["then"]["properties"]
+    assert then["replicaCount"]["maximum"] == 1
+    assert then["updateStrategy"]["properties"]["type"] == {"const": "Recreate"}
+
+
+# --------------------------------------------------------------------------- RBAC
+
+RBAC = (CHART / "templates" / "rbac.yaml").read_text()
+LEASE = '{{ include "certctl-operator.leaseName" . | quote }}'
+
+# Every rule of the chart's roles: (role, apiGroup, resource, resourceNames, verbs).
+# docs/install.md lists the flow that needs each one; tests/integration/test_rbac_rules.py
+# removes them one at a time and shows the operator failing without it.
+NAMESPACED_KINDS = (
+    "issuers",
+    "managedcertificates",
+    "revocations",
+    "notificationchannels",
+    "notificationevents",
+)
+EXPECTED_RULES = (
+    {("operator", "certctl.io", kind, (), ("get", "list", "watch", "patch")) for kind in NAMESPACED_KINDS}
+    | {("operator", "certctl.io", f"{kind}/status", (), ("patch",)) for kind in NAMESPACED_KINDS}
+    | {
+        ("operator", "certctl.io", "notificationevents", (), ("create", "delete")),
+        ("operator", "", "secrets", (), ("get", "list", "watch", "create", "update", "patch", "delete")),
+        ("operator", "", "configmaps", (), ("get", "create", "update")),
+        ("operator", "", "events", (), ("create",)),
+        ("operator-cluster", "certctl.io", "clusterissuers", (), ("get", "list", "watch", "patch")),
+        ("operator-cluster", "certctl.io", "clusterissuers/status", (), ("patch",)),
+        ("operator-cluster", "apiextensions.k8s.io", "customresourcedefinitions", (), ("list", "watch")),
+        # With watchNamespaces only: Kopf checks which of the listed namespaces exist.
+        ("operator-cluster", "", "namespaces", (), ("list", "watch")),
+        # With watchNamespaces only: Events about ClusterIssuers go to "default".
+        ("operator-cluster-events", "", "events", (), ("create",)),
+        ("operator-leader-election", "coordination.k8s.io", "leases", ("<lease>",), ("get", "update")),
+        ("operator-leader-election", "coordination.k8s.io", "leases", (), ("create",)),
+    }
+)
+
+
+def template_rules() -> set[tuple[str, str, str, tuple[str, ...], tuple[str, ...]]]:
+    """The rules written in templates/rbac.yaml, read without helm."""
+    found = set()
+    for part in RBAC.split("\n---\n"):
+        kind = re.search(r"^kind: (ClusterRole|Role)$", part, re.MULTILINE)
+        if kind is None:
+            continue
+        name = re.search(r"^  name: \{\{ \$fullname \}\}(\S*)$", part, re.MULTILINE)
+        assert name is not None, part
+        body = part[part.index("\nrules:\n") :].replace(LEASE, '"<lease>"')
+        lines = [line for line in body.splitlines() if not line.strip().startswith("{{")]
+        for rule in yaml.safe_load("\n".join(lines))["rules"]:
+            assert "*" not in str(rule), rule
+            (group,) = rule["apiGroups"]
+            for resource in rule["resources"]:
+                names = tuple(rule.get("resourceNames", ()))
+                found.add((f"operator{name.group(1)}", group, resource, names, tuple(rule["verbs"])))
+    return found
+
+
+def test_the_roles_grant_exactly_the_expected_rules() -> None:
+    assert template_rules() == EXPECTED_RULES
+
+
+def test_only_the_leader_election_role_touches_leases_and_only_its_own_by_name() -> None:
+    leases = [rule for rule in EXPECTED_RULES if rule[2] == "leases"]
+    assert {rule[0] for rule in leases} == {"operator-leader-election"}
+    # Reading and writing name the Lease; only create (which cannot) is unnamed.
+    assert {rule[4] for rule in leases if not rule[3]} == {("create",)}
+    assert "{{- if .Values.leaderElection.enabled }}" in RBAC
 
 
 # --------------------------------------------------------------------------- values -> settings
@@ -115,6 +194,9 @@ SETTINGS_OF_VALUES = {
     "config.crlRefreshCheckInterval": "crl_refresh_check_interval",
     "config.kubeClient.qps": "client_qps",
     "config.kubeClient.burst": "client_burst",
+    "leaderElection.leaseDuration": "leader_election_lease_duration",
+    "leaderElection.renewDeadline": "leader_election_renew_deadline",
+    "leaderElection.retryPeriod": "leader_election_retry_period",
 }
 
 
@@ -134,9 +216,14 @@ def test_chart_defaults_are_the_operators_defaults(path: str, field: str) -> Non
     assert value == default, f"{path}={value!r} but Settings.{field} defaults to {default!r}"
 
 
-def test_the_chart_logs_json_by_default() -> None:
-    # The one deliberate difference: in a cluster, logs are read by machines.
+def test_the_chart_logs_json_and_elects_a_leader_by_default() -> None:
+    # The deliberate differences: in a cluster, logs are read by machines, and
+    # replicas (during an update, or for high availability) must not act together;
+    # `certctl-operator run` from a laptop needs neither.
     assert VALUES["config"]["logFormat"] == "json"
+    assert Settings.model_fields["log_format"].default == "text"
+    assert VALUES["leaderElection"]["enabled"] is True
+    assert Settings.model_fields["leader_election"].default is False
 
 
 def test_every_variable_the_deployment_sets_is_a_setting() -> None:
@@ -150,7 +237,9 @@ def test_every_variable_the_deployment_sets_is_a_setting() -> None:
     assert (
         set(SETTINGS_OF_VALUES.values())
         | {"namespaces", "operator_namespace", "log_format"}
-        | {"public_base_url"}
+        | {"public_base_url", "leader_election"}
+        # The Lease is named after the release, like every object of the chart.
+        | {"leader_election_lease_name"}
         == fields
     )
 

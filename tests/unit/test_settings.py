@@ -52,3 +52,41 @@ def test_bad_values_fail_at_start_with_the_field_named(key: str, value: str) -> 
     field = key.removeprefix("CERTCTL_").lower()
     with pytest.raises(ValidationError, match=field):
         Settings.from_env({key: value})
+
+
+def test_leader_election_is_off_by_default_with_client_go_timings() -> None:
+    settings = Settings.from_env({})
+    assert settings.leader_election is False
+    assert settings.leader_election_lease_name == "certctl-operator"
+    timings = settings.lease_timings()
+    assert timings.lease_duration == timedelta(seconds=15)
+    assert timings.renew_deadline == timedelta(seconds=10)
+    assert timings.retry_period == timedelta(seconds=2)
+
+
+def test_leader_election_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "CERTCTL_LEADER_ELECTION": "true",
+            "CERTCTL_LEADER_ELECTION_LEASE_NAME": "team-certctl-operator",
+            "CERTCTL_LEADER_ELECTION_LEASE_DURATION": "4s",
+            "CERTCTL_LEADER_ELECTION_RENEW_DEADLINE": "3s",
+            "CERTCTL_LEADER_ELECTION_RETRY_PERIOD": "500ms",
+        }
+    )
+    assert settings.leader_election is True
+    assert settings.leader_election_lease_name == "team-certctl-operator"
+    assert settings.lease_timings().retry_period == timedelta(milliseconds=500)
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"CERTCTL_LEADER_ELECTION_LEASE_DURATION": "4s"}, "shorter than the lease duration"),
+        ({"CERTCTL_LEADER_ELECTION_RETRY_PERIOD": "9s"}, "longer than 1.2 x the retry period"),
+        ({"CERTCTL_LEADER_ELECTION_LEASE_NAME": "Not_A_Name"}, "leader_election_lease_name"),
+    ],
+)
+def test_unsafe_leader_election_settings_fail_at_start(values: dict[str, str], complaint: str) -> None:
+    with pytest.raises(ValidationError, match=complaint):
+        Settings.from_env(values)

@@ -23,6 +23,13 @@ contains the chart name, else <release>-<chart>.
 {{- end }}
 {{- end }}
 
+{{/*
+The leader-election Lease: one per release, in the release namespace.
+*/}}
+{{- define "certctl-operator.leaseName" -}}
+{{- include "certctl-operator.fullname" . }}
+{{- end }}
+
 {{- define "certctl-operator.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}

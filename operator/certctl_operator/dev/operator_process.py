@@ -68,7 +68,12 @@ class OperatorProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, *, ready: bool = True) -> None:
+        """Start and wait until ``/readyz`` answers 200, or with ``ready=False`` until ``/healthz`` does.
+
+        ``ready=False`` is for a standby replica (leader election): it serves
+        ``/healthz`` but answers 503 on ``/readyz`` until it leads.
+        """
         assert self.process is None or self.process.poll() is not None, "already running"
         env = dict(os.environ)
         env.update(FAST_SETTINGS)
@@ -87,26 +92,45 @@ class OperatorProcess:
             # spawn() ties the operator's life to ours: it dies with this process.
             self.process = spawn(args, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.starts += 1
-        self.wait_ready(timeout)
+        if ready:
+            self.wait_ready(timeout)
+        else:
+            self.wait_healthy(timeout)
 
-    def wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float, *, interval: float = 0.1) -> None:
+        self._wait_for_200("/readyz", "ready", timeout, interval)
+
+    def wait_healthy(self, timeout: float, *, interval: float = 0.1) -> None:
+        self._wait_for_200("/healthz", "serving /healthz", timeout, interval)
+
+    def _wait_for_200(self, path: str, what: str, timeout: float, interval: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
                 code = self.process.returncode
-                raise RuntimeError(f"operator exited with {code} before becoming ready:\n{self.log_tail()}")
+                raise RuntimeError(f"operator exited with {code} before {what}:\n{self.log_tail()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/readyz", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.base_url}{path}", timeout=1.0).status_code == 200:
                     return
-            time.sleep(0.1)  # polling interval of a deadline-bounded readiness wait
-        raise TimeoutError(f"operator not ready within {timeout}s:\n{self.log_tail()}")
+            time.sleep(interval)  # polling interval of a deadline-bounded wait
+        raise TimeoutError(f"operator not {what} within {timeout}s:\n{self.log_tail()}")
+
+    def readyz(self) -> tuple[int, str]:
+        """``/readyz``: (status code, body), e.g. (503, "standby") for a standby replica."""
+        response = httpx.get(f"{self.base_url}/readyz", timeout=2.0)
+        return response.status_code, response.text.strip()
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM and wait for the operator's own clean shutdown (SIGKILL after ``timeout``)."""
         if self.process is None:
             return None
         return terminate(self.process, grace=timeout)
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the operator's process group (SIGSTOP freezes it, SIGCONT resumes)."""
+        assert self.process is not None and self.process.poll() is None, "not running"
+        os.killpg(self.process.pid, signum)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup handlers, no goodbyes."""
@@ -145,6 +169,7 @@ class OperatorFactory:
         env: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
         start: bool = True,
+        ready: bool = True,
     ) -> OperatorProcess:
         index = len(self.started) + 1
         process = OperatorProcess(
@@ -156,7 +181,7 @@ class OperatorFactory:
         )
         self.started.append(process)
         if start:
-            process.start()
+            process.start(ready=ready)
         return process
 
     def close(self) -> None:

@@ -131,7 +131,11 @@ async def certificate_event(type: str | None, body: kopf.Body, memo: Any, **_: A
     key = Key(CERTIFICATE, body.metadata.namespace or "", body.metadata.name or "")
     if type == "DELETED":
         certificate_gone(rt, key)
+        # A reconcile under way may still export the certificate's series; the next one finds it
+        # gone and removes them again (the queue runs it after the one under way).
+        rt.queue.add(key)
         return
+    rt.remember_uid(key, body)
     reference = (body.get("spec") or {}).get("issuerRef") or {}
     if reference.get("name"):
         kind = IssuerKind.CLUSTER_ISSUER if reference.get("kind") == "ClusterIssuer" else IssuerKind.ISSUER
@@ -188,13 +192,14 @@ async def _reconcile(rt: IssuanceRuntime, key: Key) -> None:
     if body is None:
         certificate_gone(rt, key)
         return
+    rt.remember_uid(key, body)
     if body["metadata"].get("deletionTimestamp"):
         await _finalize(rt, key, body)
         return
     try:
         cert = ManagedCertificate.from_body(body)
     except ValidationError as error:
-        logger.error("cannot read the ManagedCertificate: %s", error, extra={"k8s_ref": key.ref()})
+        logger.error("cannot read the ManagedCertificate: %s", error, extra=rt.log_extra(key))
         return
     body, cert = await _sync_finalizer(rt, key, body, cert)
 
@@ -211,7 +216,7 @@ async def _reconcile(rt: IssuanceRuntime, key: Key) -> None:
     decision = decide(
         cert, exam, problems=problems, issuer_ready=bool(issuer and issuer.check.ready), now=now
     )
-    logger.debug("decision %s (%s)", decision.action, decision.reason, extra={"k8s_ref": key.ref()})
+    logger.debug("decision %s (%s)", decision.action, decision.reason, extra=rt.log_extra(key))
 
     if decision.action is Action.ISSUE:
         await _issue(rt, key, body, cert, exam, secret, decision)
@@ -229,7 +234,7 @@ async def _reconcile(rt: IssuanceRuntime, key: Key) -> None:
             await post_event(
                 rt.api, body, event_type=WARNING, reason=Reason.INVALID_SPEC, message=decision.message
             )
-            logger.warning("spec cannot be issued: %s", decision.message, extra={"k8s_ref": key.ref()})
+            logger.warning("spec cannot be issued: %s", decision.message, extra=rt.log_extra(key))
     elif decision.action is Action.REVOKED:
         status = status_revoked(cert, now=now)
     else:  # Action.WAIT: the failure status already says what is pending and when.
@@ -363,12 +368,13 @@ async def _issue(
             return
         raise
     rt.own_secret_writes[(namespace, spec.secret_name)] = written.resource_version or ""
+    # Counted once the Secret holds it: a reconcile cut short after this adopts it, never issues again.
+    issuance_total.labels(issuer_kind=issuer_kind, result="success").inc()
+    issuance_duration_seconds.labels(issuer_kind=issuer_kind).observe(time.monotonic() - started)
 
     await _announce_issuance(rt, body, cert, facts, trigger=decision)
     status = status_after_issuance(cert, facts, renew_request=decision.renew_request, now=rt.now())
     await _finish(rt, key, body, cert, status)
-    issuance_total.labels(issuer_kind=issuer_kind, result="success").inc()
-    issuance_duration_seconds.labels(issuer_kind=issuer_kind).observe(time.monotonic() - started)
     logger.info(
         "issued revision %d (serial %s, %s, valid until %s) into Secret %s",
         facts.revision,
@@ -376,7 +382,7 @@ async def _issue(
         decision.reason,
         format_rfc3339(facts.not_after),
         spec.secret_name,
-        extra={"k8s_ref": key.ref()},
+        extra=rt.log_extra(key),
     )
 
 
@@ -401,7 +407,7 @@ async def _adopt(
         facts.revision,
         facts.serial,
         cert.spec.secret_name,
-        extra={"k8s_ref": key.ref()},
+        extra=rt.log_extra(key),
     )
     # Whatever else is due (a renewal, a label to restore) is looked at with the adopted status.
     rt.queue.add(key)
@@ -454,7 +460,7 @@ async def _fail(
         reason,
         message,
         status.next_attempt_time and format_rfc3339(status.next_attempt_time),
-        extra={"k8s_ref": key.ref()},
+        extra=rt.log_extra(key),
     )
     status = await _announce_expiry(rt, key, body, cert, status, now)
     await _finish(rt, key, body, cert, status)
@@ -522,7 +528,7 @@ async def _repair_metadata(
             raise Conflict from None
         raise
     rt.own_secret_writes[(key.namespace, secret.name)] = written.resource_version or ""
-    logger.info("restored the labels and annotations of Secret %s", secret.name, extra={"k8s_ref": key.ref()})
+    logger.info("restored the labels and annotations of Secret %s", secret.name, extra=rt.log_extra(key))
 
 
 # --------------------------------------------------------------------------- announcements
@@ -710,7 +716,7 @@ async def _finalize(rt: IssuanceRuntime, key: Key, body: dict[str, Any]) -> None
         secret = await read_secret(rt.api, key.namespace, secret_name)
         if secret is not None and secret.annotations.get(ANNOTATION_CERTIFICATE_NAME) == key.name:
             await delete_secret(rt.api, key.namespace, secret_name, uid=secret.uid)
-            logger.info("deleted Secret %s with its certificate", secret_name, extra={"k8s_ref": key.ref()})
+            logger.info("deleted Secret %s with its certificate", secret_name, extra=rt.log_extra(key))
     try:
         await patch_metadata(
             rt.api,

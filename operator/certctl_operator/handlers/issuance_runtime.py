@@ -61,12 +61,18 @@ class Key(NamedTuple):
     def plural(self) -> str:
         return PLURALS[self.kind]
 
-    def ref(self) -> dict[str, str]:
-        """Identifies the object in log records (Kopf's formatters show it)."""
-        ref = {"apiVersion": f"{API_GROUP}/v1alpha1", "kind": self.kind, "name": self.name}
-        if self.namespace:
-            ref["namespace"] = self.namespace
-        return ref
+    def ref(self, uid: str | None = None) -> dict[str, str | None]:
+        """Identifies the object in log records, like :func:`certctl_operator.logs.object_ref`."""
+        return {
+            "apiVersion": f"{API_GROUP}/v1alpha1",
+            "kind": self.kind,
+            "name": self.name,
+            "uid": uid,
+            "namespace": self.namespace or None,
+        }
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
 
 
 def issuer_key(ref: IssuerReference, namespace: str) -> Key:
@@ -131,6 +137,8 @@ class IssuanceRuntime:
     own_secret_writes: dict[tuple[str, str], str] = field(default_factory=dict)
     # Per-certificate metric labels and facts, for the aggregate gauges and for clean-up.
     certificate_metrics: dict[Key, Any] = field(default_factory=dict)
+    # uid of each object, from watch events and reads: log records name the object by it.
+    uids: dict[Key, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         settings = self.context.settings
@@ -139,6 +147,7 @@ class IssuanceRuntime:
             workers=settings.reconcile_workers,
             name="issuance",
             max_sleep=settings.renewal_check_interval,
+            log_extra=self.log_extra,
         )
 
     @property
@@ -203,6 +212,16 @@ class IssuanceRuntime:
     def forget(self, key: Key) -> None:
         self.queue.forget(key)
         self.own_writes.pop(key, None)
+        self.uids.pop(key, None)
+
+    def remember_uid(self, key: Key, body: Any) -> None:
+        uid = (body.get("metadata") or {}).get("uid")
+        if uid:
+            self.uids[key] = str(uid)
+
+    def log_extra(self, key: Key) -> dict[str, Any]:
+        """``extra=`` for a log record about ``key``: its reference, with its uid when known."""
+        return {"k8s_ref": key.ref(self.uids.get(key))}
 
     # ------------------------------------------------------------------ issuers
 

@@ -65,7 +65,10 @@ async def cluster_issuer_event(type: str | None, body: kopf.Body, memo: Any, **_
 def _queue(rt: IssuanceRuntime, key: Key, event_type: str | None, body: kopf.Body) -> None:
     if event_type == "DELETED":
         issuer_gone(rt, key)
+        # A reconcile under way may still export the issuer's series; the next one removes them.
+        rt.queue.add(key)
         return
+    rt.remember_uid(key, body)
     rt.issuer_bodies[key] = dict(body)
     secret_name = ((body.get("spec") or {}).get("ca") or {}).get("secretName")
     if secret_name:
@@ -99,11 +102,12 @@ async def reconcile(rt: IssuanceRuntime, key: Key) -> None:
         issuer_gone(rt, key)
         return
     rt.issuer_bodies[key] = body
+    rt.remember_uid(key, body)
     model_class = ClusterIssuer if key.kind == CLUSTER_ISSUER else Issuer
     try:
         issuer = model_class.from_body(body)
     except ValidationError as error:
-        logger.error("cannot read the %s: %s", key.kind, error, extra={"k8s_ref": key.ref()})
+        logger.error("cannot read the %s: %s", key.kind, error, extra=rt.log_extra(key))
         return
     spec = issuer.spec
     check = await rt.issuer_check(key, spec, fresh=True)
@@ -148,7 +152,7 @@ async def reconcile(rt: IssuanceRuntime, key: Key) -> None:
         rt.issuer_states[key] = state
         woken = rt.wake_certificates(key)
         if previous is not None and woken:
-            logger.info("%d certificate(s) to look at again", woken, extra={"k8s_ref": key.ref()})
+            logger.info("%d certificate(s) to look at again", woken, extra=rt.log_extra(key))
 
     if spec.ca is None:
         rt.queue.schedule(key, None)
@@ -182,10 +186,10 @@ def _status(
 async def _announce(rt: IssuanceRuntime, key: Key, body: dict[str, Any], check: IssuerCheck) -> None:
     if check.ready:
         await post_event(rt.api, body, event_type=NORMAL, reason="Ready", message=check.message)
-        logger.info("ready: %s", check.message, extra={"k8s_ref": key.ref()})
+        logger.info("ready: %s", check.message, extra=rt.log_extra(key))
     else:
         await post_event(rt.api, body, event_type=WARNING, reason=check.reason, message=check.message)
-        logger.warning("cannot sign (%s): %s", check.reason, check.message, extra={"k8s_ref": key.ref()})
+        logger.warning("cannot sign (%s): %s", check.reason, check.message, extra=rt.log_extra(key))
 
 
 __all__ = ["issuer_gone", "reconcile"]

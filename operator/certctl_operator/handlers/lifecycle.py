@@ -35,7 +35,9 @@ async def start_operator(settings: kopf.OperatorSettings, memo: Any, **_: Any) -
     context: OperatorContext = memo.context
     configure_kopf(settings)
     context.api = await create_api_client()
-    context.extras["http_runner"] = await start_server(context)
+    if "http_runner" not in context.extras:
+        # With leader election the server already runs (it answered "standby" until now).
+        context.extras["http_runner"] = await start_server(context)
     context.ready = True
     logger.info("certctl-operator started")
 
@@ -44,6 +46,7 @@ async def start_operator(settings: kopf.OperatorSettings, memo: Any, **_: Any) -
 async def stop_operator(memo: Any, **_: Any) -> None:
     context: OperatorContext = memo.context
     context.ready = False
+    context.not_ready_reason = "stopping"
     runner = context.extras.pop("http_runner", None)
     if runner is not None:
         await runner.cleanup()

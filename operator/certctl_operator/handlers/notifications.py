@@ -52,6 +52,7 @@ from certctl_operator.api.notification import (
     NotificationEventStatus,
 )
 from certctl_operator.context import OperatorContext
+from certctl_operator.handlers.pausing import pause
 from certctl_operator.kube import channels as channel_kube
 from certctl_operator.kube import notification_status as event_status
 from certctl_operator.kube.notification_objects import (
@@ -62,6 +63,7 @@ from certctl_operator.kube.notification_objects import (
     patch_labels,
     patch_status,
 )
+from certctl_operator.logs import object_extra
 from certctl_operator.notify.senders import DeliveryResult, HttpClientPool, Notifier
 from certctl_operator.policy import notification as policy
 from certctl_operator.settings import Settings
@@ -116,6 +118,15 @@ class TrackedEvent:
     resource_version: str
     phase: DeliveryPhase
     sent_at: datetime | None
+
+    def log_extra(self) -> dict[str, Any]:
+        return object_extra(
+            {
+                "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                "kind": "NotificationEvent",
+                "metadata": {"namespace": self.namespace, "name": self.name, "uid": self.uid},
+            }
+        )
 
 
 @dataclass
@@ -234,6 +245,7 @@ async def _sweep_forever(runtime: NotificationRuntime, context: OperatorContext)
                     tracked.namespace,
                     tracked.name,
                     _describe(error),
+                    extra=tracked.log_extra(),
                 )
                 continue
             if deleted:
@@ -242,6 +254,7 @@ async def _sweep_forever(runtime: NotificationRuntime, context: OperatorContext)
                     tracked.namespace,
                     tracked.name,
                     runtime.settings.notification_sent_retention,
+                    extra=tracked.log_extra(),
                 )
 
 
@@ -423,7 +436,7 @@ async def _tick(
             return
         if wait > 0:
             # A hair past the schedule: the event loop's clock may wake a little early.
-            await stopped.wait(wait + DUE_MARGIN)
+            await pause(stopped, wait + DUE_MARGIN)
             if stopped:
                 return
     async with runtime.lock(str(meta.get("uid"))):

@@ -27,6 +27,7 @@ from certctl_operator import API_GROUP, API_VERSION, metrics
 from certctl_operator.api import ClusterIssuer, IssuerKind, IssuerStatus, ManagedCertificate
 from certctl_operator.context import OperatorContext
 from certctl_operator.durations import parse_duration
+from certctl_operator.handlers.pausing import pause
 from certctl_operator.kube.crl_publisher import (
     ensure_ocsp_responder,
     publish_crl,
@@ -48,22 +49,15 @@ from certctl_operator.web import pki_endpoints  # noqa: F401  (registers the CRL
 from certctl_operator.web.pki_state import PKIRegistry, PublishedCRL, registry_of
 
 MAX_INITIAL_DELAY = 5.0
+STOP_BACKOFF = 2.0
+"""Seconds a stopped publisher (its issuer deleted, or no CA issuer any more) gets to finish its
+look before it is cancelled. Kopf removes the issuer's finalizer only once the daemon is gone and
+looks again only after this back-off, so it bounds how long deleting a CA issuer takes; every step
+of a look is safe to cut short."""
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-async def pause(stopped: kopf.DaemonStopped, seconds: float, wake: asyncio.Event | None = None) -> None:
-    """Wait ``seconds``, or less when the daemon is stopped or ``wake`` is set."""
-    waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(stopped.wait(max(seconds, 0.0)))]
-    if wake is not None:
-        waits.append(asyncio.ensure_future(wake.wait()))
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiting in waits:
-            waiting.cancel()
 
 
 def record_published(key: IssuerKey, registry: PKIRegistry, published: PublishedCRL) -> None:
@@ -107,6 +101,7 @@ async def refresh_issuer(context: OperatorContext, key: IssuerKey, logger: loggi
         return
     issuer = issuer_class(key).from_body(body)
     state = registry.issuer(key)
+    state.uid = issuer.metadata.uid
     state.ocsp_enabled = issuer.spec.ocsp_settings.enabled
     state.ocsp_validity = parse_duration(issuer.spec.ocsp_settings.response_validity)
     ca = await load_ca(
@@ -170,20 +165,27 @@ async def publishing_loop(
     context: OperatorContext, key: IssuerKey, logger: Any, stopped: kopf.DaemonStopped
 ) -> None:
     interval = context.settings.crl_refresh_check_interval.total_seconds()
-    # Spread the issuers of a fresh start apart.
-    await pause(stopped, random.uniform(0, min(interval, MAX_INITIAL_DELAY)))  # noqa: S311
-    failures = 0
-    while not stopped:
-        try:
-            await refresh_issuer(context, key, logger)
-            failures = 0
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            failures += 1
-            if failures == 1 or failures % 10 == 0:
-                logger.warning("issuer %s: publishing failed (%s); retrying", key.label, error, exc_info=True)
-        await pause(stopped, interval)
+    try:
+        # Spread the issuers of a fresh start apart.
+        await pause(stopped, random.uniform(0, min(interval, MAX_INITIAL_DELAY)))  # noqa: S311
+        failures = 0
+        while not stopped:
+            try:
+                await refresh_issuer(context, key, logger)
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failures += 1
+                if failures == 1 or failures % 10 == 0:
+                    logger.warning(
+                        "issuer %s: publishing failed (%s); retrying", key.label, error, exc_info=True
+                    )
+            await pause(stopped, interval)
+    finally:
+        # Stopped: the issuer is gone or no CA issuer any more (or the operator stops). A refresh
+        # that was under way when its watch event removed the CRL series may have set them again.
+        _forget(registry_of(context), key)
 
 
 def _is_ca(spec: Any, **_: Any) -> bool:
@@ -196,7 +198,7 @@ def _is_ca(spec: Any, **_: Any) -> bool:
     "issuers",
     id="crl-publisher",
     when=_is_ca,
-    cancellation_backoff=30.0,
+    cancellation_backoff=STOP_BACKOFF,
     cancellation_timeout=10.0,
 )
 async def issuer_publisher(
@@ -211,7 +213,7 @@ async def issuer_publisher(
     ClusterIssuer.PLURAL,
     id="crl-publisher",
     when=_is_ca,
-    cancellation_backoff=30.0,
+    cancellation_backoff=STOP_BACKOFF,
     cancellation_timeout=10.0,
 )
 async def cluster_issuer_publisher(

@@ -51,7 +51,8 @@ from certctl_operator.api import (
     status_patch,
 )
 from certctl_operator.context import OperatorContext
-from certctl_operator.handlers.pki_publishing import pause, publish_state, utcnow
+from certctl_operator.handlers.pausing import pause
+from certctl_operator.handlers.pki_publishing import publish_state, utcnow
 from certctl_operator.kube.crl_publisher import render_crl, state_of
 from certctl_operator.kube.notification_events import (
     LABEL_CERTIFICATE,
@@ -76,7 +77,7 @@ from certctl_operator.kube.revocation_store import (
     request_reissue,
     secret_text,
 )
-from certctl_operator.logs import AUDIT_LOGGER
+from certctl_operator.logs import AUDIT_LOGGER, REF_ATTRIBUTE, object_ref
 from certctl_operator.pki import PKIError, load_certificates
 from certctl_operator.pki.inspect import summarize_certificate
 from certctl_operator.policy.renewal import object_name
@@ -600,6 +601,17 @@ def audit_line(
     }
     if failure is not None:
         facts["failure"] = failure
+    facts[REF_ATTRIBUTE] = object_ref(
+        {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": Revocation.KIND,
+            "metadata": {
+                "name": revocation.metadata.name,
+                "namespace": revocation.metadata.namespace,
+                "uid": revocation.metadata.uid,
+            },
+        }
+    )
     source = "field manager" if facts["requested_by_source"] == "FieldManager" else "annotation"
     who = f"{status.requested_by} ({source})" if status.requested_by else "unknown"
     if outcome == "revoked":

@@ -25,6 +25,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from certctl_operator import API_GROUP, API_VERSION
 from certctl_operator.api import IssuerStatus
 from certctl_operator.durations import parse_duration
+from certctl_operator.logs import object_extra
 from certctl_operator.pki import (
     KeyAlgorithm,
     KeyEncoding,
@@ -214,11 +215,15 @@ async def publish_crl(
             metadata["resourceVersion"] = existing.metadata.resource_version
             await core.replace_namespaced_config_map(name, namespace, body)
         logger.info(
-            "published CRL number %d of issuer %s (%d entries)", state.number, key.label, len(state.entries)
+            "published CRL number %d of issuer %s (%d entries)",
+            state.number,
+            key.label,
+            len(state.entries),
+            extra=object_extra(issuer_body),
         )
         return published
 
-    return await retry_on_conflict(attempt, f"publishing the CRL of issuer {key.label}")
+    return await retry_on_conflict(attempt, f"publishing the CRL of issuer {key.label}", lambda: issuer_body)
 
 
 # --------------------------------------------------------------------------- OCSP responder
@@ -271,7 +276,12 @@ async def ensure_ocsp_responder(
                 try:
                     loaded = load_ocsp_responder(certificate_pem, key_pem, authority, now)
                 except PKIError as error:
-                    logger.info("replacing the OCSP responder of issuer %s: %s", key.label, error.message)
+                    logger.info(
+                        "replacing the OCSP responder of issuer %s: %s",
+                        key.label,
+                        error.message,
+                        extra=object_extra(issuer_body),
+                    )
                 else:
                     if not responder_due(loaded, now):
                         return ResponderState(loaded, False)
@@ -307,10 +317,13 @@ async def ensure_ocsp_responder(
             key.label,
             responder.certificate.serial_number,
             _stamp(responder.certificate.not_valid_after_utc),
+            extra=object_extra(issuer_body),
         )
         return ResponderState(responder, True)
 
-    return await retry_on_conflict(attempt, f"storing the OCSP responder of issuer {key.label}")
+    return await retry_on_conflict(
+        attempt, f"storing the OCSP responder of issuer {key.label}", lambda: issuer_body
+    )
 
 
 def responder_matches(responder: OCSPResponder, authority: SigningAuthority) -> bool:
@@ -337,6 +350,7 @@ async def load_signing_state(
         return
     issuer = issuer_class(key).from_body(body)
     state = registry.issuer(key)
+    state.uid = issuer.metadata.uid
     state.ocsp_enabled = issuer.spec.ocsp_settings.enabled
     state.ocsp_validity = parse_duration(issuer.spec.ocsp_settings.response_validity)
     ca = await load_ca(api, settings, key, issuer, now, cached=(state.authority_version, state.authority))

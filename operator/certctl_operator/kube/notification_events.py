@@ -16,6 +16,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from certctl_operator import API_GROUP, API_VERSION
+from certctl_operator.logs import object_extra
 
 logger = logging.getLogger("certctl.notifications")
 
@@ -57,12 +58,18 @@ async def ensure_notification_event(
         "spec": dict(spec),
     }
     try:
-        await client.CustomObjectsApi(api).create_namespaced_custom_object(
+        created = await client.CustomObjectsApi(api).create_namespaced_custom_object(
             API_GROUP, API_VERSION, namespace, "notificationevents", body
         )
     except ApiException as error:
         if error.status == 409:
             return False
         raise
-    logger.info("NotificationEvent %s/%s created (%s)", namespace, name, spec.get("type"))
+    logger.info(
+        "NotificationEvent %s/%s created (%s)",
+        namespace,
+        name,
+        spec.get("type"),
+        extra=object_extra(created if isinstance(created, Mapping) else body),
+    )
     return True

@@ -35,6 +35,7 @@ from certctl_operator.api import (
     status_patch,
 )
 from certctl_operator.durations import parse_duration
+from certctl_operator.logs import object_extra
 from certctl_operator.pki import PKIError, SigningAuthority, load_signing_authority
 from certctl_operator.policy.revocation import CRLState, IssuerKey, find_entry, next_crl, normalize_serial
 from certctl_operator.settings import Settings
@@ -57,15 +58,29 @@ class ConflictRetriesExhausted(Exception):
     """A guarded write kept conflicting with other writers."""
 
 
-async def retry_on_conflict(operation: Callable[[], Awaitable[T]], what: str) -> T:
-    """Run a read-compute-guarded-write ``operation`` again while it hits 409 Conflict."""
+async def retry_on_conflict(
+    operation: Callable[[], Awaitable[T]],
+    what: str,
+    about: Callable[[], Mapping[str, Any] | None] | None = None,
+) -> T:
+    """Run a read-compute-guarded-write ``operation`` again while it hits 409 Conflict.
+
+    ``about()`` gives the body of the object written (the last one read), which
+    the log records of the conflicts refer to.
+    """
     for attempt in range(CONFLICT_ATTEMPTS):
         try:
             return await operation()
         except ApiException as error:
             if error.status != 409:
                 raise
-            logger.debug("conflict while %s (attempt %d); reading again", what, attempt + 1)
+            body = about() if about is not None else None
+            logger.debug(
+                "conflict while %s (attempt %d); reading again",
+                what,
+                attempt + 1,
+                extra=object_extra(body) if body is not None else None,
+            )
             await asyncio.sleep(0.05 * (attempt + 1))  # spread competing writers apart
     raise ConflictRetriesExhausted(f"{what}: still conflicting after {CONFLICT_ATTEMPTS} attempts")
 
@@ -239,8 +254,10 @@ async def record_revocation(
     """
     loop = asyncio.get_running_loop()
 
+    read: dict[str, Any] = {}
+
     async def attempt() -> Recorded:
-        body = await get_issuer(api, key)
+        body = read["body"] = await get_issuer(api, key)
         if body is None:
             raise IssuerGone(f"issuer {key.label} was deleted")
         issuer = issuer_class(key).from_body(body)
@@ -255,7 +272,9 @@ async def record_revocation(
         assert state.added is not None
         return Recorded(state.added, True, written, state, der)
 
-    return await retry_on_conflict(attempt, f"recording a revocation on issuer {key.label}")
+    return await retry_on_conflict(
+        attempt, f"recording a revocation on issuer {key.label}", lambda: read.get("body")
+    )
 
 
 async def advance_crl(
@@ -275,8 +294,10 @@ async def advance_crl(
     """
     loop = asyncio.get_running_loop()
 
+    read: dict[str, Any] = {}
+
     async def attempt() -> tuple[dict[str, Any], CRLState | None, bytes | None]:
-        body = await get_issuer(api, key)
+        body = read["body"] = await get_issuer(api, key)
         if body is None:
             raise IssuerGone(f"issuer {key.label} was deleted")
         issuer = issuer_class(key).from_body(body)
@@ -290,7 +311,9 @@ async def advance_crl(
         )
         return written, state, der
 
-    return await retry_on_conflict(attempt, f"starting the next CRL of issuer {key.label}")
+    return await retry_on_conflict(
+        attempt, f"starting the next CRL of issuer {key.label}", lambda: read.get("body")
+    )
 
 
 class IssuerGone(Exception):
@@ -324,8 +347,10 @@ async def mark_certificate_revoked(
     """
     wanted = normalize_serial(serial)
 
+    read: dict[str, Any] = {}
+
     async def attempt() -> dict[str, Any] | None:
-        body = await get_certificate(api, namespace, name)
+        body = read["body"] = await get_certificate(api, namespace, name)
         if body is None:
             return None
         certificate = ManagedCertificate.from_body(body)
@@ -361,7 +386,9 @@ async def mark_certificate_revoked(
         )
         return dict(written)
 
-    return await retry_on_conflict(attempt, f"marking ManagedCertificate {namespace}/{name} revoked")
+    return await retry_on_conflict(
+        attempt, f"marking ManagedCertificate {namespace}/{name} revoked", lambda: read.get("body")
+    )
 
 
 def _same_serial(a: str, b: str) -> bool:

@@ -19,13 +19,15 @@ import logging
 import time
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
 
 from aiohttp import web
 from cryptography.x509 import ocsp
 
-from certctl_operator import metrics
+from certctl_operator import API_GROUP, API_VERSION, metrics
 from certctl_operator.context import OperatorContext
 from certctl_operator.kube.crl_publisher import load_signing_state, read_published_crl
+from certctl_operator.logs import object_extra
 from certctl_operator.pki import (
     CRL_CONTENT_TYPE,
     OCSP_RESPONSE_CONTENT_TYPE,
@@ -37,7 +39,7 @@ from certctl_operator.pki import (
 )
 from certctl_operator.pki.ocsp import issuer_matches, unsuccessful_response
 from certctl_operator.policy.revocation import CLUSTER_SEGMENT, IssuerKey
-from certctl_operator.web.pki_state import PublishedCRL, registry_of
+from certctl_operator.web.pki_state import IssuerPKI, PublishedCRL, registry_of
 from certctl_operator.web.server import register_routes
 
 logger = logging.getLogger("certctl.web.pki")
@@ -168,7 +170,27 @@ async def _ensure_signing_state(context: OperatorContext, key: IssuerKey) -> Non
     try:
         await asyncio.wait_for(asyncio.shield(task), timeout=LOAD_TIMEOUT)
     except Exception as error:  # answered with tryLater; the issuer's loop keeps trying
-        logger.debug("cannot load the signing state of issuer %s: %r", key.label, error)
+        logger.debug(
+            "cannot load the signing state of issuer %s: %s",
+            key.label,
+            type(error).__name__,
+            extra=_log_extra(key, registry.issuers.get(key)),
+        )
+
+
+def _log_extra(key: IssuerKey, state: IssuerPKI | None) -> dict[str, Any]:
+    """``extra=`` for a log record about the issuer ``key``."""
+    return object_extra(
+        {
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
+            "kind": key.kind.value,
+            "metadata": {
+                "name": key.name,
+                "namespace": key.namespace,
+                "uid": state.uid if state is not None else None,
+            },
+        }
+    )
 
 
 def respond_ocsp(context: OperatorContext, key: IssuerKey | None, der: bytes) -> tuple[str, bytes]:
@@ -199,7 +221,10 @@ def respond_ocsp(context: OperatorContext, key: IssuerKey | None, der: bytes) ->
         )
     except Exception:
         logger.exception(
-            "cannot answer the OCSP request of issuer %s for serial %s", key.label, request.serial_hex
+            "cannot answer the OCSP request of issuer %s for serial %s",
+            key.label,
+            request.serial_hex,
+            extra=_log_extra(key, state),
         )
         return "error", unsuccessful_response(ocsp.OCSPResponseStatus.INTERNAL_ERROR)
     return status.kind.value, body

@@ -53,6 +53,8 @@ class IssuerPKI:
     """One issuer's signing material and revocation list, as last seen."""
 
     key: IssuerKey
+    uid: str | None = None
+    """The issuer object's uid, once read: log records about the issuer name it."""
     authority: SigningAuthority | None = None
     authority_version: str | None = None
     responder: OCSPResponder | None = None

@@ -38,7 +38,7 @@ def build_app(context: OperatorContext) -> web.Application:
     async def readyz(_: web.Request) -> web.Response:
         if context.ready:
             return web.Response(text="ready\n")
-        return web.Response(status=503, text="starting\n")
+        return web.Response(status=503, text=f"{context.not_ready_reason}\n")
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(REGISTRY)
