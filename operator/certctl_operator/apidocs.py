@@ -14,7 +14,6 @@ depends only on the models, so a test can hold the committed file to them.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -24,6 +23,7 @@ from typing import Any
 
 from certctl_operator import API_GROUP, API_VERSION, crdgen
 from certctl_operator.api import CATEGORY, RESOURCES, AnyResource
+from certctl_operator.generated import file_drift
 
 DEFAULT_OUTPUT = Path("docs/api-reference.md")
 HEADER = (
@@ -247,18 +247,7 @@ def render() -> str:
 
 def drift(path: Path) -> str:
     """A unified diff from ``path`` to what the models generate; empty when current."""
-    current = path.read_text(encoding="utf-8") if path.exists() else ""
-    expected = render()
-    if current == expected:
-        return ""
-    return "".join(
-        difflib.unified_diff(
-            current.splitlines(keepends=True),
-            expected.splitlines(keepends=True),
-            fromfile=str(path),
-            tofile=f"{path} (generated)",
-        )
-    )
+    return file_drift(path, render())
 
 
 def write(path: Path) -> bool:

@@ -23,7 +23,6 @@ Rendering needs helm, built and cached by :mod:`certctl_operator.dev.helm`.
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import shutil
 import sys
@@ -37,6 +36,7 @@ from certctl_operator import API_GROUP
 from certctl_operator.api import RESOURCES
 from certctl_operator.dev.binaries import BinariesError
 from certctl_operator.dev.helm import Helm, ensure_helm
+from certctl_operator.generated import file_drift
 
 CHART = Path("helm/certctl-operator")
 CHART_CRDS = CHART / "files" / "crds"
@@ -233,19 +233,9 @@ def drift(root: Path, expected: Mapping[Path, str]) -> list[str]:
     """Unified diffs between the checkout and ``expected``; empty when current."""
     diffs: list[str] = []
     for relative, text in expected.items():
-        path = root / relative
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
-        if current != text:
-            diffs.append(
-                "".join(
-                    difflib.unified_diff(
-                        current.splitlines(keepends=True),
-                        text.splitlines(keepends=True),
-                        fromfile=str(relative),
-                        tofile=f"{relative} (generated)",
-                    )
-                )
-            )
+        diff = file_drift(root / relative, text, label=relative)
+        if diff:
+            diffs.append(diff)
     diffs.extend(
         f"{path}: nothing generates this file any more; delete it\n" for path in _stale(root, expected)
     )

@@ -423,6 +423,26 @@ async def persist_target(
     revocation.status = Revocation.from_body(written).status
 
 
+def not_ready_status(
+    body: Any, revocation: Revocation, phase: RevocationPhase, reason: str, message: str
+) -> RevocationStatus:
+    """The Revocation's status in ``phase`` with Ready=False for ``reason``."""
+    after = revocation.status.model_copy(deep=True)
+    after.phase = phase
+    after.requested_by, after.requested_by_source = requested_by(body.get("metadata") or {})
+    after.observed_generation = revocation.metadata.generation
+    after.conditions = set_condition(
+        after.conditions,
+        ConditionType.READY,
+        ConditionStatus.FALSE,
+        reason,
+        message,
+        now=utcnow(),
+        observed_generation=revocation.metadata.generation,
+    )
+    return after
+
+
 async def set_pending(api: Any, body: Any, revocation: Revocation, reason: str, message: str) -> None:
     """Phase Pending with ``reason``: written when reason or message changed, an Event on a new reason."""
     status = revocation.status
@@ -433,19 +453,7 @@ async def set_pending(api: Any, body: Any, revocation: Revocation, reason: str, 
         and (ready.reason, ready.message) == (reason, message)
     ):
         return
-    after = status.model_copy(deep=True)
-    after.phase = RevocationPhase.PENDING
-    after.requested_by, after.requested_by_source = requested_by(body.get("metadata") or {})
-    after.observed_generation = revocation.metadata.generation
-    after.conditions = set_condition(
-        after.conditions,
-        ConditionType.READY,
-        ConditionStatus.FALSE,
-        reason,
-        message,
-        now=utcnow(),
-        observed_generation=revocation.metadata.generation,
-    )
+    after = not_ready_status(body, revocation, RevocationPhase.PENDING, reason, message)
     await patch_revocation_status(
         api, revocation.metadata.namespace or "", revocation.metadata.name or "", status_patch(status, after)
     )
@@ -455,19 +463,7 @@ async def set_pending(api: Any, body: Any, revocation: Revocation, reason: str, 
 
 async def set_failed(api: Any, body: Any, revocation: Revocation, reason: str, message: str) -> None:
     """Phase Failed for good: the Revocation is not looked at again."""
-    after = revocation.status.model_copy(deep=True)
-    after.phase = RevocationPhase.FAILED
-    after.requested_by, after.requested_by_source = requested_by(body.get("metadata") or {})
-    after.observed_generation = revocation.metadata.generation
-    after.conditions = set_condition(
-        after.conditions,
-        ConditionType.READY,
-        ConditionStatus.FALSE,
-        reason,
-        message,
-        now=utcnow(),
-        observed_generation=revocation.metadata.generation,
-    )
+    after = not_ready_status(body, revocation, RevocationPhase.FAILED, reason, message)
 
     def announce() -> None:
         kopf.warn(as_body(body), reason="RevocationFailed", message=message)
