@@ -202,6 +202,7 @@ def _watch(
                 kubectl("apply", "--server-side", "-f", str(path))
                 _say(f"  applied {path.relative_to(root)} (its certificate is Ready)")
             deferred = []
+            continue  # the snapshot above predates them
         if exit_when_ready:
             if not deferred and all(_is_ready(item) for item in objects.values()):
                 _say("every example is Ready")
