@@ -29,7 +29,7 @@ class OperatorContext:
     # start-up by the notification handlers and closed at clean-up.
     http_pool: HttpClientPool | None = None
     ready: bool = False
-    # What /readyz answers while not ready: "starting", or "standby" while
-    # another replica holds the leader-election Lease.
+    # What /readyz answers while not ready ("starting", "stopping"). A standby
+    # replica (leader election) answers by its own check, see web/server.py.
     not_ready_reason: str = "starting"
     extras: dict[str, Any] = field(default_factory=dict)

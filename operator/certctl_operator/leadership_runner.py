@@ -2,12 +2,17 @@
 
 The life of a replica:
 
-1. Start the HTTP server at once: ``/healthz`` answers, ``/readyz`` answers
-   503 ``standby`` (so a Service sends CRL and OCSP requests only to the
-   leader, which has the state to answer them).
+1. Start the HTTP server at once. ``/healthz`` answers; ``/readyz`` answers
+   200 as soon as the replica has read the Lease, and stays 200 while it
+   keeps reaching the API server (it could take over): a standby is Ready,
+   so a Deployment with several replicas completes its rollouts. Who leads
+   is told by the ``certctl_leader`` metric and the Lease, not by readiness.
+   A standby serves CRLs from their ConfigMaps and answers OCSP requests
+   ``tryLater`` (see :mod:`certctl_operator.web.standby`).
 2. Stand by until the Lease is ours (see :mod:`certctl_operator.policy.leadership`).
    No Kopf handler runs before that: nothing is watched, nothing is written.
-3. Run the operator (Kopf) and keep renewing the Lease alongside it.
+3. Run the operator (Kopf) and keep renewing the Lease alongside it;
+   ``certctl_leader`` is 1 while the operator runs (set by its start-up handler).
 4. On SIGTERM: stop the operator cleanly while still holding the Lease, then
    release it, so a standby takes over at its next look instead of waiting
    for the Lease to expire. Exit 0.
@@ -29,10 +34,13 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from certctl_operator import metrics
 from certctl_operator.context import OperatorContext
 from certctl_operator.kube.client import create_api_client
 from certctl_operator.kube.leader_election import LeaderElector, LeadershipLost, candidate_identity
-from certctl_operator.web.server import start_server
+from certctl_operator.web.server import READINESS, start_server
+from certctl_operator.web.standby import STANDBY as STANDBY_PKI
+from certctl_operator.web.standby import Standby
 
 logger = logging.getLogger("certctl.leader-election")
 
@@ -40,6 +48,7 @@ EXIT_LOST_LEADERSHIP = 3
 """Exit status after losing the Lease (any non-zero status makes Kubernetes restart the container)."""
 
 STANDBY = "standby"
+UNREACHABLE = "cannot reach the API server"
 
 OperatorRun = Callable[[asyncio.Event, asyncio.Event], Coroutine[Any, Any, None]]
 """Runs the operator until the stop flag (first argument) is set; sets the ready flag (second)
@@ -66,8 +75,7 @@ async def run_with_leader_election(context: OperatorContext, run_operator: Opera
     _install_signal_handlers(stop)
     context.ready = False
     context.not_ready_reason = STANDBY
-    runner = await start_server(context)
-    context.extras["http_runner"] = runner
+    metrics.leader.set(0)
     api = await create_api_client()
     elector = LeaderElector(
         api,
@@ -76,6 +84,16 @@ async def run_with_leader_election(context: OperatorContext, run_operator: Opera
         candidate_identity(),
         settings.lease_timings(),
     )
+
+    def standby_readiness() -> tuple[bool, str]:
+        if elector.last_contact is None:
+            return False, "starting"
+        return (True, STANDBY) if elector.able_to_take_over() else (False, UNREACHABLE)
+
+    context.extras[READINESS] = standby_readiness
+    context.extras[STANDBY_PKI] = Standby(api)
+    runner = await start_server(context)
+    context.extras["http_runner"] = runner
     logger.info(
         "standing by for Lease %s/%s as %s (lease %s, renew deadline %s, retry every %s)",
         elector.namespace,
@@ -114,9 +132,14 @@ async def _lead(
                 # Kopf installs its own SIGINT/SIGTERM handlers; take them back so a stop
                 # always goes through the stop flag (and so through this function).
                 _install_signal_handlers(stop)
+                # The operator's start-up handlers have run: it acts, and readiness and the PKI
+                # endpoints are its own from now on.
+                context.extras.pop(READINESS, None)
+                context.extras.pop(STANDBY_PKI, None)
             if operator in done:
                 # Stopped or failed: either way it acts no more, so the Lease can go to a
                 # standby now.
+                metrics.leader.set(0)
                 holding.cancel()
                 with contextlib.suppress(asyncio.CancelledError, LeadershipLost):
                     await holding
@@ -146,6 +169,8 @@ async def _abdicate(
     reason: str,
 ) -> int:
     """Leadership is gone: stop acting before anyone else may start, then exit non-zero."""
+    metrics.leader.set(0)
+    context.extras.pop(READINESS, None)
     context.ready = False
     context.not_ready_reason = "lost leadership"
     deadline = elector.stop_deadline()

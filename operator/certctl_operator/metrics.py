@@ -94,3 +94,10 @@ crl_next_update_timestamp = Gauge(
 ocsp_responses_total = Counter(
     "certctl_ocsp_responses_total", "OCSP responses by status (good, revoked, unknown, error).", ("status",)
 )
+
+# --- leader election -----------------------------------------------------------------
+leader = Gauge(
+    "certctl_leader",
+    "1 while this process runs the operator (it holds the leader-election Lease, or runs without "
+    "leader election), 0 while it stands by.",
+)

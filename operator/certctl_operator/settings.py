@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from certctl_operator.durations import parse_duration
+from certctl_operator.notify.egress import EgressPolicy, IPNetwork, parse_networks
 from certctl_operator.policy.leadership import LeadershipError, LeaseTimings
 
 ENV_PREFIX = "CERTCTL_"
@@ -48,6 +49,14 @@ class Settings(BaseModel):
         default=timedelta(seconds=30), description="How often a Failed event's timer looks at its schedule."
     )
     notification_sent_retention: timedelta = timedelta(days=7)
+    notification_egress_allowed_cidrs: tuple[IPNetwork, ...] = Field(
+        default=(),
+        description=(
+            "CIDRs of loopback and private addresses (RFC 1918, CGNAT, unique local IPv6) that "
+            "notifications may reach; comma-separated. Link-local and cloud metadata addresses are "
+            "never reachable; public ones always are."
+        ),
+    )
 
     # Issuance.
     issuance_retry_base: timedelta = timedelta(minutes=1)
@@ -116,6 +125,17 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return parse_duration(value)
         return value
+
+    @field_validator("notification_egress_allowed_cidrs", mode="before")
+    @classmethod
+    def _parse_cidrs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_networks(value.split(","))
+        return value
+
+    def egress_policy(self) -> EgressPolicy:
+        """Where notifications may connect to."""
+        return EgressPolicy(allowed=self.notification_egress_allowed_cidrs)
 
     @field_validator("namespaces", mode="before")
     @classmethod

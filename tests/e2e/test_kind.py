@@ -83,6 +83,9 @@ def installed(kind: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
         f"config.publicBaseURL={SERVICE_URL}",
         "--set",
         "config.notifications.retryBase=1s",
+        # The receiver is a Service: its ClusterIP (kind's 10.96.0.0/16) is private.
+        "--set",
+        "config.notifications.egressAllowedCIDRs={10.96.0.0/12}",
         "--wait",
         "--timeout",
         "5m",

@@ -48,6 +48,7 @@ from certctl_operator.api import (
     resource_class,
     set_condition,
 )
+from certctl_operator.policy.issuance import spec_problems
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DEMO_NAMESPACE = "certctl-demo"
@@ -177,6 +178,36 @@ BAD_OBJECTS = [
     ),
     Bad("cert-unknown-algorithm", cert(privateKey={"algorithm": "DSA"}), 'Unsupported value: "DSA"'),
     Bad(
+        "cert-ed25519-with-pkcs1",
+        cert(privateKey={"algorithm": "Ed25519", "encoding": "PKCS1"}),
+        "Ed25519 private keys have no PKCS1 encoding, they are always PKCS#8: "
+        "leave privateKey.encoding unset or set it to PKCS8",
+        shared=True,
+    ),
+    Bad(
+        "cert-duration-28-digits",
+        cert(duration="9999999999999999999999999999d"),
+        "spec.duration: Invalid value",
+    ),
+    Bad(
+        "cert-duration-just-beyond-maximum",
+        cert(duration="36500d1ms"),
+        "must be at most 36500d (100 years)",
+        shared=True,
+    ),
+    Bad(
+        "cert-renewBefore-beyond-maximum",
+        cert(duration="36500d", renewBefore="876001h"),
+        "must be at most 36500d (100 years)",
+        shared=True,
+    ),
+    Bad(
+        "cert-expiry-threshold-beyond-maximum",
+        cert(notifications={"channels": ["ops"], "expiryThresholds": ["7d", "99999999d"]}),
+        "must be at most 36500d (100 years)",
+        shared=True,
+    ),
+    Bad(
         "cert-unknown-issuer-kind",
         cert(issuerRef={"name": "ca", "kind": "CertificateAuthority"}),
         'spec.issuerRef.kind: Unsupported value: "CertificateAuthority"',
@@ -210,6 +241,30 @@ BAD_OBJECTS = [
         "issuer-crl-refresh-not-shorter",
         issuer(ca={"secretName": "ca"}, crl={"validity": "1h", "refreshInterval": "60m"}),
         "crl.refreshInterval must be shorter than crl.validity",
+        shared=True,
+    ),
+    Bad(
+        "issuer-crl-validity-zero",
+        issuer(ca={"secretName": "ca"}, crl={"validity": "0s"}),
+        "must be at least 1s and at most 36500d",
+        shared=True,
+    ),
+    Bad(
+        "issuer-crl-refresh-below-a-second",
+        issuer(ca={"secretName": "ca"}, crl={"refreshInterval": "999ms"}),
+        "must be at least 1s and at most 36500d",
+        shared=True,
+    ),
+    Bad(
+        "issuer-crl-validity-beyond-maximum",
+        issuer(ca={"secretName": "ca"}, crl={"validity": "36501d"}),
+        "must be at least 1s and at most 36500d",
+        shared=True,
+    ),
+    Bad(
+        "clusterissuer-ocsp-response-validity-zero",
+        issuer("ClusterIssuer", ca={"secretName": "ca"}, ocsp={"responseValidity": "0ms"}),
+        "must be at least 1s and at most 36500d",
         shared=True,
     ),
     Bad(
@@ -299,6 +354,36 @@ BAD_OBJECTS = [
         "spec.email.to in body should have at least 1",
     ),
     Bad(
+        "channel-webhook-timeout-beyond-maximum",
+        channel(webhook={"url": "http://127.0.0.1:9/hook", "timeout": "9999999999999999999999999999s"}),
+        "must be at most 36500d (100 years)",
+        shared=True,
+    ),
+    Bad(
+        "channel-email-timeout-beyond-maximum",
+        channel(email={**MAIL, "timeout": "36500d1s"}),
+        "must be at most 36500d (100 years)",
+        shared=True,
+    ),
+    Bad(
+        "channel-slack-timeout-beyond-maximum",
+        channel(slack={"webhookURLSecretRef": SECRET_REF, "timeout": "876001h"}),
+        "must be at most 36500d (100 years)",
+        shared=True,
+    ),
+    Bad(
+        "channel-teams-timeout-beyond-maximum",
+        channel(teams={"webhookURLSecretRef": SECRET_REF, "timeout": "52560001m"}),
+        "must be at most 36500d (100 years)",
+        shared=True,
+    ),
+    Bad(
+        "channel-pagerduty-timeout-beyond-maximum",
+        channel(pagerduty={"routingKeySecretRef": SECRET_REF, "timeout": "3153600001s"}),
+        "must be at most 36500d (100 years)",
+        shared=True,
+    ),
+    Bad(
         "channel-email-port-zero",
         channel(email={**MAIL, "port": 0}),
         "spec.email.port in body should be greater",
@@ -320,6 +405,16 @@ GOOD_OBJECTS = {
     "compound-durations": cert(duration="1h30m", renewBefore="45m"),
     "percentage-bounds": cert(renewBeforePercentage=99),
     "ed25519-without-size": cert(privateKey={"algorithm": "Ed25519", "encoding": "PKCS8"}),
+    "durations-at-the-maximum": cert(duration="36500d", renewBefore="875999h59m59.999s"),
+    "duration-maximum-in-milliseconds": cert(duration="3153600000000ms"),
+    "crl-and-ocsp-at-one-second": issuer(
+        ca={"secretName": "ca"},
+        crl={"validity": "2s", "refreshInterval": "1s"},
+        ocsp={"responseValidity": "1s"},
+    ),
+    "channel-timeout-at-the-maximum": channel(
+        webhook={"url": "http://127.0.0.1:9/hook", "timeout": "36500d"}
+    ),
     "ecdsa-521": cert(privateKey={"algorithm": "ECDSA", "size": 521}),
     "identity-from-ip-only": cert(dnsNames=None, ipAddresses=["10.0.0.1", "2001:db8::1"]),
     "identity-from-uri-only": cert(dnsNames=None, uris=["spiffe://cluster.local/ns/demo/sa/web"]),
@@ -333,6 +428,44 @@ GOOD_OBJECTS = {
     "channel-teams": channel(teams={"webhookURLSecretRef": SECRET_REF}),
     "channel-pagerduty": channel(pagerduty={"routingKeySecretRef": SECRET_REF}),
     "event-with-details": event(type="Expiring", severity="critical", details={"threshold": "7d"}),
+}
+
+
+# Defaulted fields next to a value of another field that a rule checks them against: each must be
+# accepted by the API server and the models alike, and both must fill in the same defaults.
+DEFAULTS_AGAINST_RULES = {
+    # privateKey.encoding has no default: PKCS1 for RSA and ECDSA, PKCS8 for Ed25519 when unset.
+    "ed25519-encoding-omitted": cert(privateKey={"algorithm": "Ed25519"}),
+    "ecdsa-encoding-omitted": cert(privateKey={"algorithm": "ECDSA", "size": 384}),
+    "rsa-everything-omitted": cert(privateKey={}),
+    "rsa-pkcs8": cert(privateKey={"algorithm": "RSA", "encoding": "PKCS8"}),
+    # privateKey.size has no default (per algorithm when unset): no clash with any algorithm.
+    "ed25519-rotation-never": cert(privateKey={"algorithm": "Ed25519", "rotationPolicy": "Never"}),
+    # duration defaults to 90d; renewBefore and renewBeforePercentage have no default, so a short
+    # duration alone never meets a default renewBefore.
+    "short-duration-alone": cert(duration="1s"),
+    "short-duration-with-percentage": cert(duration="10s", renewBeforePercentage=99),
+    # expiryThresholds default to 30d, 14d, 7d and 0d, longer than a short lifetime: allowed,
+    # a threshold beyond the lifetime is never armed.
+    "short-duration-default-thresholds": cert(duration="1h", notifications={"channels": ["ops"]}),
+    # crl.validity and crl.refreshInterval have no schema default: each default follows the other.
+    "crl-short-validity-alone": issuer(ca={"secretName": "ca"}, crl={"validity": "30m"}),
+    "crl-long-refresh-alone": issuer(ca={"secretName": "ca"}, crl={"refreshInterval": "48h"}),
+    "crl-empty": issuer("ClusterIssuer", ca={"secretName": "ca"}, crl={}, ocsp={}),
+    "ocsp-disabled-short-validity": issuer(
+        ca={"secretName": "ca"}, ocsp={"enabled": False, "responseValidity": "1s"}
+    ),
+    # timeouts default per channel type (10s, 30s for email); no rule relates them to another field.
+    "channel-webhook-defaults": channel(webhook={"url": "http://127.0.0.1:9/hook"}),
+    "channel-email-defaults": channel(email={key: value for key, value in MAIL.items() if key != "port"}),
+    "channel-pagerduty-defaults": channel(pagerduty={"routingKeySecretRef": SECRET_REF}),
+    "channel-slack-defaults": channel(slack={"webhookURLSecretRef": SECRET_REF}),
+    "channel-teams-defaults": channel(teams={"webhookURLSecretRef": SECRET_REF}),
+    "channel-email-implicit-tls-default-port": channel(
+        email={**{key: value for key, value in MAIL.items() if key != "port"}, "security": "tls"}
+    ),
+    "revocation-defaults": revocation(),
+    "event-defaults": event(certificateRef={"name": "web"}),
 }
 
 
@@ -379,6 +512,20 @@ def test_api_server_and_models_accept_edge_cases(case: str, kubectl: Kubectl, na
     manifest = unique(GOOD_OBJECTS[case], namespace)
     create(kubectl, namespace, manifest, check=True)
     parse_object(manifest)
+
+
+@pytest.mark.parametrize("case", DEFAULTS_AGAINST_RULES, ids=str)
+def test_schema_defaults_never_clash_with_the_rules(case: str, kubectl: Kubectl, namespace: str) -> None:
+    manifest = unique(DEFAULTS_AGAINST_RULES[case], namespace)
+    created = kubectl(
+        "create", "-n", namespace, "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(manifest)
+    )
+    server = json.loads(created.stdout)
+    parsed = parse_object(manifest)
+    assert server["spec"] == parsed.spec.dump()
+    if isinstance(parsed, ManagedCertificate):
+        # The operator's own checks find nothing either (issue 16 was a refusal only there).
+        assert spec_problems(parsed.spec, namespace, minimum_duration=timedelta(0)) == []
 
 
 # --------------------------------------------------------------------------- examples

@@ -340,9 +340,7 @@ def test_every_key_type_is_issued_verified_and_carries_the_request(
 
     # Specs that can never work: reported once, not retried.
     cluster.apply(
-        certificate(
-            "bad-encoding", "ca", privateKey={"algorithm": "Ed25519", "encoding": "PKCS1"}, isCA=True
-        ),
+        certificate("bad-ca", "ca", isCA=True),
         certificate("bad-duration", "ca", duration="5s"),
     )
     cluster.apply(issuer(selfsigned, "ClusterIssuer", selfSigned={}))
@@ -371,7 +369,7 @@ def test_every_key_type_is_issued_verified_and_carries_the_request(
     wait_issuer(cluster, cluster_ca, "True", cluster_scoped=True)
 
     invalid_versions = {}
-    for name, fragment in (("bad-encoding", "PKCS1"), ("bad-duration", "minimum certificate duration")):
+    for name, fragment in (("bad-ca", "needs a subject"), ("bad-duration", "minimum certificate duration")):
         body = wait_reason(cluster, name, "InvalidSpec")
         assert fragment in condition(body)["message"]
         assert not body["status"].get("failedIssuanceAttempts")
@@ -1000,3 +998,99 @@ def test_a_revocation_with_reissue_gets_a_new_certificate_and_key(
     assert second["lastRenewRequest"] == f"revoked-{first['serialNumber']}"
     facts = verify_secret(cluster, "web-tls", tmp_path)
     assert facts["serial"] == second["serialNumber"] and facts["key"] != first_key
+
+
+def test_a_new_renew_value_cuts_an_active_back_off_short(
+    cluster: Cluster, operator_factory: OperatorFactory, tmp_path: Path
+) -> None:
+    """``kubectl certctl renew`` (a new ``certctl.io/renew`` value) means "try now", even after a failure."""
+    start_operator(
+        operator_factory,
+        cluster.namespace,
+        CERTCTL_ISSUANCE_RETRY_BASE="10m",
+        CERTCTL_ISSUANCE_RETRY_CAP="1h",
+    )
+    now = datetime.now(UTC)
+    ca = create_self_signed_ca("renew CA", KeySpec(KeyAlgorithm.ECDSA), timedelta(days=30), now)
+    good = tls_secret("renew-ca", ca.certificate_pem, ca.private_key_pem)
+    cluster.apply(good, issuer("ca", ca={"secretName": "renew-ca"}))
+    cluster.apply(certificate("web", "ca"))
+    wait_ready(cluster, "web")
+
+    # The CA Secret now holds a leaf: the issuer cannot sign, and stays so.
+    leaf_key = generate_private_key(KeySpec(KeyAlgorithm.ECDSA))
+    leaf = issue_certificate(CertificateRequest(common_name="not a CA"), leaf_key, ca.authority, now)
+    cluster.apply(tls_secret("renew-ca", leaf.certificate_pem, private_key_to_pem(leaf_key)))
+    wait_issuer(cluster, "ca", "False", "NotACA")
+
+    def attempts(count: int) -> Body | None:
+        body = cluster.cert("web")
+        return body if (body.get("status") or {}).get("failedIssuanceAttempts") == count else None
+
+    cluster.annotate("web", {"certctl.io/renew": "first"})
+    failed = wait_for(lambda: attempts(1), 30, "the first renewal attempt to fail")["status"]
+    next_attempt = datetime.fromisoformat(failed["nextAttemptTime"])
+    assert next_attempt - datetime.now(UTC) > timedelta(minutes=8)
+    assert failed["failedRenewRequest"] == "first"
+
+    # A new value: tried at once, not in ten minutes.
+    cluster.annotate("web", {"certctl.io/renew": "second"})
+    failed = wait_for(lambda: attempts(2), 30, "a second attempt right after the new renew value")["status"]
+    assert failed["failedRenewRequest"] == "second"
+    assert failed["revision"] == 1
+
+    # The same value again is no new request: the back-off holds.
+    cluster.annotate("web", {"certctl.io/renew": "second"})
+    cluster.apply(issuer("barrier", selfSigned={}), certificate("barrier", "barrier"))
+    wait_ready(cluster, "barrier")
+    assert cluster.cert("web")["status"]["failedIssuanceAttempts"] == 2
+
+    # The issuer fixed: issued at once, answering the last request.
+    cluster.apply(good)
+    renewed = wait_ready(cluster, "web", revision=2, timeout=30)["status"]
+    assert renewed["lastRenewRequest"] == "second" and "failedRenewRequest" not in renewed
+    assert verify_secret(cluster, "web-tls", tmp_path)["serial"] == renewed["serialNumber"]
+
+
+def test_cluster_issuer_events_are_shown_by_kubectl_describe(
+    cluster: Cluster, operator_factory: OperatorFactory, cluster_issuers: list[str]
+) -> None:
+    """Events about a cluster-scoped object: where ``kubectl describe clusterissuer`` finds them."""
+    start_operator(operator_factory, cluster.namespace)
+    name = f"missing-ca-{cluster.namespace[-6:]}"
+    cluster_issuers.append(name)
+    cluster.apply(issuer(name, "ClusterIssuer", ca={"secretName": f"{name}-keypair"}))
+    wait_issuer(cluster, name, "False", "SecretNotFound", cluster_scoped=True)
+
+    def described() -> str | None:
+        output = cluster.kubectl("describe", "clusterissuer.certctl.io", name).stdout
+        events = output.split("\nEvents:", 1)[-1]
+        return output if "Warning" in events and "SecretNotFound" in events else None
+
+    output = wait_for(described, 30, f"kubectl describe clusterissuer {name} to show the Warning")
+    assert f"{name}-keypair" in output.split("\nEvents:", 1)[1]
+    # As the API server requires for a cluster-scoped object: no namespace in the reference.
+    uid = cluster.issuer(name, cluster=True)["metadata"]["uid"]
+    found = cluster.core.list_event_for_all_namespaces(
+        field_selector=f"involvedObject.uid={uid},reason=SecretNotFound"
+    ).items
+    assert len(found) == 1 and not found[0].involved_object.namespace
+    assert found[0].involved_object.kind == "ClusterIssuer"
+    assert found[0].metadata.namespace == "default"
+    # No other namespace is possible: the API server refuses an Event about a cluster-scoped object
+    # anywhere but in "default" (or "kube-system" for the newer Event form).
+    probe = {
+        "metadata": {"name": f"{name}.probe"},
+        "involvedObject": {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ClusterIssuer",
+            "name": name,
+            "uid": uid,
+        },
+        "reason": "Probe",
+        "message": "probe",
+        "type": "Normal",
+    }
+    with pytest.raises(ApiException) as refused:
+        cluster.core.create_namespaced_event(cluster.namespace, probe)
+    assert refused.value.status == 422 and "does not match event.namespace" in str(refused.value.body)

@@ -238,6 +238,8 @@ def test_every_variable_the_deployment_sets_is_a_setting() -> None:
         set(SETTINGS_OF_VALUES.values())
         | {"namespaces", "operator_namespace", "log_format"}
         | {"public_base_url", "leader_election"}
+        # A list in values, joined with commas; empty (the default) sets nothing.
+        | {"notification_egress_allowed_cidrs"}
         # The Lease is named after the release, like every object of the chart.
         | {"leader_election_lease_name"}
         == fields

@@ -140,7 +140,7 @@ def test_cel_rules_are_in_the_schema() -> None:
     assert any("renewBeforePercentage" in rule for rule in rules)
     assert any("self.renewBefore.findAll(" in rule for rule in rules)
     key_rules = spec["properties"]["privateKey"]["x-kubernetes-validations"]
-    assert [rule["fieldPath"] for rule in key_rules] == [".size", ".size", ".size"]
+    assert [rule["fieldPath"] for rule in key_rules] == [".size", ".size", ".size", ".encoding"]
 
     revocation = crdgen.model_schema(Revocation.model_fields["spec"].annotation, "spec")  # type: ignore[arg-type]
     assert revocation["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"
@@ -158,6 +158,7 @@ def test_defaults_are_in_the_schema() -> None:
     assert props["notifications"]["properties"]["expiryThresholds"]["default"] == ["30d", "14d", "7d", "0d"]
     assert props["deleteSecretOnDeletion"]["default"] is False
     assert "default" not in props["renewBefore"]
+    assert "default" not in props["privateKey"]["properties"]["encoding"]
 
 
 class _Union(BaseModel):
@@ -172,3 +173,43 @@ class _Tuple(BaseModel):
 def test_constructs_a_crd_cannot_carry_are_refused(model: type[BaseModel]) -> None:
     with pytest.raises(crdgen.SchemaError):
         crdgen.model_schema(model, "spec")
+
+
+def _string_nodes(node: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    if isinstance(node, dict):
+        if node.get("type") == "string":
+            yield path, node
+        for key, value in node.get("properties", {}).items():
+            yield from _string_nodes(value, f"{path}.{key}")
+        if "items" in node:
+            yield from _string_nodes(node["items"], f"{path}[]")
+        if isinstance(node.get("additionalProperties"), dict):
+            yield from _string_nodes(node["additionalProperties"], f"{path}{{}}")
+
+
+def test_every_duration_field_is_bounded_at_admission() -> None:
+    from certctl_operator.durations import DURATION_PATTERN, MAX_DURATION_SECONDS
+
+    bounded = []
+    for resource in RESOURCES:
+        schema = crdgen.crd(resource)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        for path, node in _string_nodes(schema):
+            if node.get("pattern") != DURATION_PATTERN:
+                continue
+            rules = [rule["rule"] for rule in node.get("x-kubernetes-validations", [])]
+            assert any(rule.endswith(f"<= {MAX_DURATION_SECONDS!r}") for rule in rules), (
+                f"{resource.KIND}{path} has no upper bound"
+            )
+            assert node["maxLength"] == 32, f"{resource.KIND}{path}"
+            bounded.append(f"{resource.KIND}{path}")
+    # Every duration of every kind, spec and status (the list would shrink if one lost its pattern).
+    assert len(bounded) >= 15, bounded
+
+
+def test_private_key_encoding_has_no_schema_default() -> None:
+    schema = crdgen.crd(ManagedCertificate)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    key = schema["properties"]["spec"]["properties"]["privateKey"]
+    assert "default" not in key["properties"]["encoding"]
+    assert any(
+        "Ed25519" in rule["rule"] and "encoding" in rule["rule"] for rule in key["x-kubernetes-validations"]
+    )

@@ -35,6 +35,7 @@ REQUIRED_ALERTS = {
     "CertctlNotificationsDeadLettered",
     "CertctlCRLPastNextUpdate",
     "CertctlOperatorDown",
+    "CertctlNoLeader",
 }
 
 # --------------------------------------------------------------------------- what the operator exports
@@ -356,6 +357,47 @@ ALERT_TESTS = textwrap.dedent(
                     Prometheus has had no metrics from certctl-operator for 7 minutes. Certificates are
                     not renewed, revocations not processed and notifications not delivered while it is down.
                   runbook_url: docs/runbook.md#certctloperatordown
+
+      # Two replicas: a leader for 5 minutes, then neither leads (both still scraped).
+      - interval: 1m
+        input_series:
+          - series: 'certctl_leader{{instance="a"}}'
+            values: '1x5 0x20'
+          - series: 'certctl_leader{{instance="b"}}'
+            values: '0x25'
+        alert_rule_test:
+          - eval_time: 5m
+            alertname: CertctlNoLeader
+            exp_alerts: []
+          - eval_time: 7m
+            alertname: CertctlNoLeader
+            exp_alerts: []
+          - eval_time: 8m
+            alertname: CertctlNoLeader
+            exp_alerts:
+              - exp_labels: {{severity: critical}}
+                exp_annotations:
+                  summary: No certctl-operator replica is the leader
+                  description: >-
+                    certctl-operator replicas are running and scraped, but none has held the
+                    leader-election Lease for 2 minutes: certificates are not renewed, revocations not
+                    processed and notifications not delivered.
+                  runbook_url: docs/runbook.md#certctlnoleader
+
+      # A handover: the standby leads one scrape after the leader stopped. Never an alert.
+      - interval: 1m
+        input_series:
+          - series: 'certctl_leader{{instance="a"}}'
+            values: '1x5 0x20'
+          - series: 'certctl_leader{{instance="b"}}'
+            values: '0x6 1x19'
+        alert_rule_test:
+          - eval_time: 6m
+            alertname: CertctlNoLeader
+            exp_alerts: []
+          - eval_time: 20m
+            alertname: CertctlNoLeader
+            exp_alerts: []
     """
 )
 

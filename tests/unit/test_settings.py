@@ -1,3 +1,4 @@
+import ipaddress
 from datetime import timedelta
 
 import pytest
@@ -90,3 +91,18 @@ def test_leader_election_from_the_environment() -> None:
 def test_unsafe_leader_election_settings_fail_at_start(values: dict[str, str], complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         Settings.from_env(values)
+
+
+def test_egress_allow_list_from_the_environment() -> None:
+    assert Settings.from_env({}).notification_egress_allowed_cidrs == ()
+    assert Settings.from_env({}).egress_policy().allowed == ()
+    settings = Settings.from_env({"CERTCTL_NOTIFICATION_EGRESS_ALLOWED_CIDRS": "127.0.0.0/8, fd00::/8,"})
+    assert [str(network) for network in settings.notification_egress_allowed_cidrs] == [
+        "127.0.0.0/8",
+        "fd00::/8",
+    ]
+    policy = settings.egress_policy()
+    assert policy.permits(ipaddress.ip_address("127.0.0.1"))
+    assert not policy.permits(ipaddress.ip_address("169.254.169.254"))
+    with pytest.raises(ValidationError, match=r"'10\.0\.0\.1/8' is not a CIDR"):
+        Settings.from_env({"CERTCTL_NOTIFICATION_EGRESS_ALLOWED_CIDRS": "10.0.0.1/8"})

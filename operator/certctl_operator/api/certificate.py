@@ -34,7 +34,7 @@ from certctl_operator.api.common import (
     cel_rules,
     check_ip,
 )
-from certctl_operator.durations import parse_duration
+from certctl_operator.durations import duration_seconds, parse_duration
 
 
 class PrivateKeyAlgorithm(StrEnum):
@@ -127,11 +127,23 @@ def _size_rule(algorithm: PrivateKeyAlgorithm) -> CelRule:
 
 _SIZE_RULES = {algorithm: _size_rule(algorithm) for algorithm in PrivateKeyAlgorithm}
 
+_ED25519_ENCODING = CelRule(
+    rule=(
+        f"self.algorithm != '{PrivateKeyAlgorithm.ED25519}' || !has(self.encoding) "
+        "|| self.encoding == 'PKCS8'"
+    ),
+    message=(
+        "Ed25519 private keys have no PKCS1 encoding, they are always PKCS#8: "
+        "leave privateKey.encoding unset or set it to PKCS8"
+    ),
+    field_path=".encoding",
+)
+
 
 class PrivateKeySpec(ApiModel):
     """The private key of the certificate."""
 
-    model_config = ConfigDict(json_schema_extra=cel_rules(*_SIZE_RULES.values()))
+    model_config = ConfigDict(json_schema_extra=cel_rules(*_SIZE_RULES.values(), _ED25519_ENCODING))
 
     algorithm: PrivateKeyAlgorithm = Field(
         default=PrivateKeyAlgorithm.RSA,
@@ -144,11 +156,14 @@ class PrivateKeySpec(ApiModel):
             "ECDSA; not set for Ed25519."
         ),
     )
-    encoding: PrivateKeyEncoding = Field(
-        default=PrivateKeyEncoding.PKCS1,
+    # No schema default: the natural encoding depends on the algorithm, and a fixed
+    # PKCS1 default would be refused for every Ed25519 key that leaves it out.
+    encoding: PrivateKeyEncoding | None = Field(
+        default=None,
         description=(
             "Encoding of tls.key: PKCS1 (RSA keys as PKCS#1, ECDSA keys as SEC 1) or PKCS8. "
-            "Ed25519 keys are always PKCS#8."
+            "When unset, PKCS1 for RSA and ECDSA keys. Ed25519 keys are always PKCS#8: leave it unset "
+            "or set PKCS8."
         ),
     )
     rotation_policy: RotationPolicy = Field(
@@ -161,7 +176,18 @@ class PrivateKeySpec(ApiModel):
         sizes = KEY_SIZES[self.algorithm]
         if self.size is not None and self.size not in sizes:
             raise ValueError(_SIZE_RULES[self.algorithm].message)
+        if self.algorithm is PrivateKeyAlgorithm.ED25519 and self.encoding is PrivateKeyEncoding.PKCS1:
+            raise ValueError(_ED25519_ENCODING.message)
         return self
+
+    @property
+    def effective_encoding(self) -> PrivateKeyEncoding:
+        """The encoding in force: the given one, else PKCS8 for Ed25519 and PKCS1 for RSA and ECDSA."""
+        if self.encoding is not None:
+            return self.encoding
+        if self.algorithm is PrivateKeyAlgorithm.ED25519:
+            return PrivateKeyEncoding.PKCS8
+        return PrivateKeyEncoding.PKCS1
 
     @property
     def effective_size(self) -> int | None:
@@ -293,7 +319,7 @@ class ManagedCertificateSpec(ApiModel):
     subject: X509Subject | None = Field(default=None, description="Further subject attributes.")
     duration: Duration = Field(
         default="90d",
-        description="Requested lifetime of the certificate, for example 90d, 2160h or 45m.",
+        description="Requested lifetime of the certificate, for example 90d, 2160h or 45m; at most 36500d.",
     )
     renew_before: Duration | None = Field(
         default=None,
@@ -312,7 +338,9 @@ class ManagedCertificateSpec(ApiModel):
     )
     private_key: PrivateKeySpec | None = Field(
         default=None,
-        description="Private key settings; RSA 2048, PKCS1, rotated at every issuance by default.",
+        description=(
+            "Private key settings; RSA 2048, PKCS1 (PKCS8 for Ed25519), rotated at every issuance by default."
+        ),
     )
     usages: UniqueList[KeyUsage] | None = Field(
         default=None,
@@ -344,7 +372,10 @@ class ManagedCertificateSpec(ApiModel):
             raise ValueError(_NEEDS_IDENTITY.message)
         if self.renew_before is not None and self.renew_before_percentage is not None:
             raise ValueError(_RENEW_EXCLUSIVE.message)
-        if self.renew_before is not None and self.renew_before_delta >= self.duration_delta:
+        # Compared as the CEL rule compares them (float seconds), not as rounded timedeltas.
+        if self.renew_before is not None and duration_seconds(self.renew_before) >= duration_seconds(
+            self.duration
+        ):
             raise ValueError(
                 f"renewBefore ({self.renew_before}) must be shorter than duration ({self.duration})"
             )
@@ -441,6 +472,14 @@ class ManagedCertificateStatus(StatusBase):
             "Value of the certctl.io/renew annotation that the current certificate answered (values longer "
             "than 256 characters are recorded as their SHA-256). Setting the annotation to any other value "
             "requests a new certificate."
+        ),
+    )
+    failed_renew_request: str | None = Field(
+        default=None,
+        max_length=320,
+        description=(
+            "Value of the certctl.io/renew annotation (recorded like lastRenewRequest) pending when issuance "
+            "last failed; another value starts an attempt at once instead of waiting for nextAttemptTime."
         ),
     )
 

@@ -11,7 +11,7 @@ by pydantic inside the operator.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -28,7 +28,13 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from certctl_operator import API_GROUP, API_VERSION
-from certctl_operator.durations import DURATION_PATTERN
+from certctl_operator.durations import (
+    DURATION_PATTERN,
+    MAX_DURATION_SECONDS,
+    MAX_DURATION_TEXT,
+    DurationError,
+    duration_seconds,
+)
 
 API_GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
 CATEGORY = "certctl"
@@ -158,8 +164,57 @@ ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=DNS_SUBD
 SecretKey = Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
 """A key in a Secret's data."""
 
-Duration = Annotated[str, Field(min_length=2, max_length=32, pattern=DURATION_PATTERN)]
-"""A duration string such as ``90d``, ``2160h``, ``45m`` or ``1h30m`` (units ms, s, m, h, d)."""
+
+def duration_bounds_rule(minimum: str | None) -> CelRule:
+    """The CEL rule keeping a duration string within ``minimum`` (if any) and ``MAX_DURATION``."""
+    seconds = cel_duration_seconds("self")
+    upper = f"{seconds} <= {MAX_DURATION_SECONDS!r}"
+    if minimum is None:
+        return CelRule(rule=upper, message=f"must be at most {MAX_DURATION_TEXT} (100 years)")
+    lower = f"{seconds} >= {duration_seconds(minimum)!r}"
+    return CelRule(
+        rule=f"{lower} && {upper}", message=f"must be at least {minimum} and at most {MAX_DURATION_TEXT}"
+    )
+
+
+def _duration_checker(rule: CelRule, minimum: str | None) -> Callable[[str], str]:
+    least = duration_seconds(minimum) if minimum is not None else 0.0
+
+    def check(value: str) -> str:
+        # The same arithmetic as the CEL rule, on the same floats: both sides accept the same strings.
+        try:
+            seconds = duration_seconds(value)
+        except DurationError:
+            raise ValueError(rule.message) from None
+        if seconds < least:
+            raise ValueError(rule.message)
+        return value
+
+    return check
+
+
+_DURATION_RULE = duration_bounds_rule(None)
+_POSITIVE_DURATION_RULE = duration_bounds_rule("1s")
+
+Duration = Annotated[
+    str,
+    Field(min_length=2, max_length=32, pattern=DURATION_PATTERN, json_schema_extra=cel_rules(_DURATION_RULE)),
+    AfterValidator(_duration_checker(_DURATION_RULE, None)),
+]
+"""A duration string such as ``90d``, ``2160h``, ``45m`` or ``1h30m`` (units ms, s, m, h, d), at most
+36500d (about 100 years)."""
+
+PositiveDuration = Annotated[
+    str,
+    Field(
+        min_length=2,
+        max_length=32,
+        pattern=DURATION_PATTERN,
+        json_schema_extra=cel_rules(_POSITIVE_DURATION_RULE),
+    ),
+    AfterValidator(_duration_checker(_POSITIVE_DURATION_RULE, "1s")),
+]
+"""A duration of at least one second: CRLs and OCSP responses count time in whole seconds."""
 
 # Go's regexp (the API server) treats \s as ASCII space only, pydantic's as any Unicode space;
 # spelling the ASCII set out keeps both sides accepting exactly the same strings.

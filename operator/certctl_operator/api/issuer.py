@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from typing import ClassVar, Self
 
@@ -13,8 +14,8 @@ from certctl_operator.api.common import (
     READY_COLUMN,
     ApiModel,
     CelRule,
-    Duration,
     ObjectName,
+    PositiveDuration,
     PrinterColumn,
     Resource,
     StatusBase,
@@ -27,7 +28,7 @@ from certctl_operator.api.common import (
     exactly_one_error,
 )
 from certctl_operator.api.revocation import RevocationReason
-from certctl_operator.durations import parse_duration
+from certctl_operator.durations import duration_seconds, parse_duration
 
 
 class IssuerType(StrEnum):
@@ -65,25 +66,61 @@ _CRL_REFRESH_SHORTER = CelRule(
 )
 
 
+DEFAULT_CRL_VALIDITY = timedelta(hours=24)
+DEFAULT_CRL_REFRESH_INTERVAL = timedelta(hours=1)
+
+
 class CRLSettings(ApiModel):
     """How the issuer's certificate revocation list (CRL) is produced."""
 
     model_config = ConfigDict(json_schema_extra=cel_rules(_CRL_REFRESH_SHORTER))
 
-    validity: Duration = Field(
-        default="24h",
-        description="How long each CRL is valid (the gap between thisUpdate and nextUpdate).",
+    # Neither field has a schema default: a fixed default for one would refuse a valid
+    # value of the other (validity 30m against a 1h refresh interval). The default of
+    # each one follows the other instead, see validity_delta and refresh_interval_delta.
+    validity: PositiveDuration | None = Field(
+        default=None,
+        description=(
+            "How long each CRL is valid (the gap between thisUpdate and nextUpdate), 1s to 36500d. "
+            "When unset, 24h, or twice refreshInterval when that is longer than 12h."
+        ),
     )
-    refresh_interval: Duration = Field(
-        default="1h",
-        description="How often a new CRL is signed, even when nothing was revoked. Shorter than validity.",
+    refresh_interval: PositiveDuration | None = Field(
+        default=None,
+        description=(
+            "How often a new CRL is signed, even when nothing was revoked; shorter than validity. "
+            "When unset, 1h, or half of validity when that is shorter than 2h."
+        ),
     )
 
     @model_validator(mode="after")
     def _refresh_shorter(self) -> Self:
-        if parse_duration(self.refresh_interval) >= parse_duration(self.validity):
+        # Float seconds, exactly as the CEL rule compares them.
+        if (
+            self.validity is not None
+            and self.refresh_interval is not None
+            and duration_seconds(self.refresh_interval) >= duration_seconds(self.validity)
+        ):
             raise ValueError(_CRL_REFRESH_SHORTER.message)
         return self
+
+    @property
+    def validity_delta(self) -> timedelta:
+        """The CRL validity in force."""
+        if self.validity is not None:
+            return parse_duration(self.validity)
+        if self.refresh_interval is not None:
+            return max(DEFAULT_CRL_VALIDITY, 2 * parse_duration(self.refresh_interval))
+        return DEFAULT_CRL_VALIDITY
+
+    @property
+    def refresh_interval_delta(self) -> timedelta:
+        """The CRL refresh interval in force; always shorter than the validity in force."""
+        if self.refresh_interval is not None:
+            return parse_duration(self.refresh_interval)
+        if self.validity is not None:
+            return min(DEFAULT_CRL_REFRESH_INTERVAL, parse_duration(self.validity) / 2)
+        return DEFAULT_CRL_REFRESH_INTERVAL
 
 
 class OCSPSettings(ApiModel):
@@ -92,9 +129,12 @@ class OCSPSettings(ApiModel):
     enabled: StrictBool = Field(
         default=True, description="Whether the OCSP responder answers for this issuer."
     )
-    response_validity: Duration = Field(
+    response_validity: PositiveDuration = Field(
         default="1h",
-        description="How long each signed OCSP response is valid (from its thisUpdate to its nextUpdate).",
+        description=(
+            "How long each signed OCSP response is valid (from its thisUpdate to its nextUpdate), "
+            "1s to 36500d."
+        ),
     )
 
 
@@ -203,10 +243,21 @@ class IssuerStatus(StatusBase):
         default_factory=list,
         max_length=10000,
         description=(
-            "Every certificate this issuer has revoked and that has not yet expired: the durable "
-            "record the CRL and OCSP answers are built from. One entry per serial number."
+            "The newest revocations of this issuer (the journal): each one joins here in the same "
+            "write that takes its CRL number, and the operator soon moves it to the issuer's "
+            "revocation-list ConfigMaps (<issuer>-revoked-00 to -15). The CRL and OCSP answers are "
+            "built from both. One entry per serial number."
         ),
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["serialNumber"]},
+    )
+    revocation_archive_generation: StrictInt | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Grows by one each time revocations move from revokedCertificates to the revocation-list "
+            "ConfigMaps, in the same write that removes them here."
+        ),
+        json_schema_extra={"format": "int64"},
     )
 
 

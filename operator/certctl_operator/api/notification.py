@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, ClassVar, Self
 
@@ -14,6 +16,7 @@ from certctl_operator.api.common import (
     HTTP_URL_PATTERN,
     READY_COLUMN,
     ApiModel,
+    CelRule,
     Duration,
     EmailAddress,
     LocalObjectReference,
@@ -33,6 +36,12 @@ from certctl_operator.api.common import (
 # --------------------------------------------------------------------------- channels
 
 
+def _cel_string(text: str) -> str:
+    """``text`` as a CEL string literal (single-quoted, backslashes and quotes escaped)."""
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
 def _base64(value: str) -> str:
     try:
         base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
@@ -41,7 +50,50 @@ def _base64(value: str) -> str:
     return value
 
 
-Headers = Annotated[dict[str, Annotated[str, Field(max_length=4096)]], Field(max_length=32)]
+HEADER_NAME_PATTERN = r"^[-!#$%&'*+.^_`|~0-9A-Za-z]+$"
+"""An HTTP field name is an RFC 9110 token: no spaces, colons or other separators."""
+
+HEADER_VALUE_FORBIDDEN = r"[\x00-\x08\x0a-\x1f\x7f]"
+"""Control characters (CR, LF, NUL, ...; a tab is allowed): they would end or corrupt the header."""
+
+_HEADER_NAME = re.compile(HEADER_NAME_PATTERN)
+_HEADER_VALUE_FORBIDDEN = re.compile(HEADER_VALUE_FORBIDDEN)
+
+HEADER_NAME_RULE = CelRule(
+    rule=f"self.all(name, name.matches({_cel_string(HEADER_NAME_PATTERN)}))",
+    message=(
+        "header names must be HTTP tokens: letters, digits and !#$%&'*+-.^_`|~ only, no spaces or colons"
+    ),
+)
+HEADER_VALUE_RULE = CelRule(
+    rule=f"self.all(name, !self[name].matches({_cel_string(HEADER_VALUE_FORBIDDEN)}))",
+    message="header values must not contain CR, LF, NUL or other control characters (a tab is allowed)",
+)
+
+
+def header_problems(headers: Mapping[str, str]) -> list[str]:
+    """What is wrong with HTTP ``headers``: names by name, values never quoted (they may be secrets)."""
+    problems: list[str] = []
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(name):
+            problems.append(f"header name {name!r} is invalid: {HEADER_NAME_RULE.message}")
+        elif _HEADER_VALUE_FORBIDDEN.search(value):
+            problems.append(f"header {name!r} is invalid: {HEADER_VALUE_RULE.message}")
+    return problems
+
+
+def _valid_headers(headers: dict[str, str]) -> dict[str, str]:
+    problems = header_problems(headers)
+    if problems:
+        raise ValueError(problems[0])
+    return headers
+
+
+Headers = Annotated[
+    dict[str, Annotated[str, Field(max_length=4096)]],
+    Field(max_length=32, json_schema_extra=cel_rules(HEADER_NAME_RULE, HEADER_VALUE_RULE)),
+    AfterValidator(_valid_headers),
+]
 
 _WEBHOOK_URL_RULES = cel_exactly_one(("url", "urlSecretRef"), "webhook URL")
 
@@ -71,7 +123,11 @@ class WebhookChannel(ApiModel):
     )
     headers: Headers | None = Field(
         default=None,
-        description="Extra HTTP headers sent with each delivery; credentials belong in Secrets, not here.",
+        description=(
+            "Extra HTTP headers sent with each delivery; credentials belong in Secrets, not here. "
+            "Names are HTTP tokens (no spaces or colons); values hold no CR, LF, NUL or other "
+            "control characters."
+        ),
     )
     timeout: Duration = Field(default="10s", description="How long one delivery may take before it fails.")
     ca_bundle: Annotated[str, AfterValidator(_base64)] | None = Field(

@@ -60,7 +60,8 @@ def _from_configmap(args: argparse.Namespace, cluster: Cluster) -> tuple[bytes, 
     text = (configmap.data or {}).get(CRL_KEY)
     if not text:
         raise CliError(
-            f"ConfigMap {namespace}/{name} has no {CRL_KEY} key; the operator writes the CRL there"
+            f"ConfigMap {namespace}/{name} has no {CRL_KEY} key; the operator writes the CRL there "
+            "unless it is too large for a ConfigMap: then fetch it with --url"
         )
     return text.encode("ascii", errors="replace"), f"ConfigMap {namespace}/{name}"
 

@@ -268,6 +268,27 @@ class ControlPlane:
             else:
                 shutil.rmtree(self.workdir / "etcd-data", ignore_errors=True)
 
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver alone, keeping etcd and its data: an API outage for clients.
+
+        :meth:`start_apiserver` brings it back at the same address with the same
+        certificates, so existing kubeconfigs and clients keep working.
+        """
+        with self._lock:
+            if self._apiserver is None or self._stopped:
+                raise ControlPlaneError("the control plane is not running")
+            terminate(self._apiserver, self._stop_grace)
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again after :meth:`stop_apiserver` and wait until it is ready."""
+        with self._lock:
+            if self._apiserver is None or self._stopped or self.binaries is None:
+                raise ControlPlaneError("the control plane is not running")
+            if self._apiserver.poll() is None:
+                return
+            port = int(self.server.rsplit(":", 1)[1])
+            self._start_apiserver(self.binaries, port)
+
     def __enter__(self) -> ControlPlane:
         return self.start()
 

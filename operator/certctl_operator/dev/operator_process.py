@@ -41,6 +41,8 @@ FAST_SETTINGS: Mapping[str, str] = {
     "CERTCTL_RENEWAL_CHECK_INTERVAL": "1s",
     "CERTCTL_MINIMUM_CERTIFICATE_DURATION": "10s",
     "CERTCTL_CRL_REFRESH_CHECK_INTERVAL": "1s",
+    # Test receivers listen on 127.0.0.1, which the default egress policy refuses.
+    "CERTCTL_NOTIFICATION_EGRESS_ALLOWED_CIDRS": "127.0.0.0/8",
 }
 
 
@@ -71,8 +73,8 @@ class OperatorProcess:
     def start(self, timeout: float = 60.0, *, ready: bool = True) -> None:
         """Start and wait until ``/readyz`` answers 200, or with ``ready=False`` until ``/healthz`` does.
 
-        ``ready=False`` is for a standby replica (leader election): it serves
-        ``/healthz`` but answers 503 on ``/readyz`` until it leads.
+        ``ready=False`` is for a process that is not expected to become Ready
+        (one that should fail, or whose API access is cut off).
         """
         assert self.process is None or self.process.poll() is not None, "already running"
         env = dict(os.environ)
@@ -117,7 +119,7 @@ class OperatorProcess:
         raise TimeoutError(f"operator not {what} within {timeout}s:\n{self.log_tail()}")
 
     def readyz(self) -> tuple[int, str]:
-        """``/readyz``: (status code, body), e.g. (503, "standby") for a standby replica."""
+        """``/readyz``: (status code, body), e.g. (503, "starting") before start-up finished."""
         response = httpx.get(f"{self.base_url}/readyz", timeout=2.0)
         return response.status_code, response.text.strip()
 

@@ -10,6 +10,11 @@ reads the certificate, its Secret and its issuer, lets
   status.
 * **Adopt**: a Secret one revision ahead of the status was written by an
   operator that died before recording it: record it, do not issue again.
+* **Conflict**: the Secret is not this certificate's to write (a Secret the
+  operator did not write, or one another certificate holds): Ready=False
+  SecretConflict, the Secret untouched. The Secret is then watched, and the
+  other certificates naming the same Secret wake this one when they let go of
+  it, so it proceeds as soon as the conflict is gone.
 * **None**, **Wait**, **Invalid**, **Revoked**: write the status that says so.
 
 Every path ends by scheduling the certificate's next action from its status.
@@ -47,6 +52,7 @@ from certctl_operator.handlers.issuance_runtime import (
     reconciler,
     runtime,
 )
+from certctl_operator.handlers.pki_publishing import record_issued_serial
 from certctl_operator.kube.events import NORMAL, WARNING, event_name, post_event
 from certctl_operator.kube.notification_events import (
     LABEL_CERTIFICATE,
@@ -55,7 +61,8 @@ from certctl_operator.kube.notification_events import (
     ensure_notification_event,
 )
 from certctl_operator.kube.objects import get_object, patch_metadata, patch_status
-from certctl_operator.kube.secrets import apply_secret, delete_secret, read_secret
+from certctl_operator.kube.secret_watch import secret_watcher
+from certctl_operator.kube.secrets import apply_secret, create_secret, delete_secret, read_secret
 from certctl_operator.metrics import (
     certificate_active,
     certificate_expiration_timestamp,
@@ -92,16 +99,21 @@ from certctl_operator.policy.issuance import (
     key_spec_for,
     metadata_differs,
     next_action_time,
+    other_owner,
     ready_condition,
     ready_transition,
     request_hash,
+    secret_conflict,
     serial_hex,
+    spec_error_message,
     spec_problems,
     status_after_failure,
     status_after_issuance,
+    status_conflict_waiting,
     status_in_sync,
     status_invalid,
     status_revoked,
+    status_unreadable,
     subscribed_channels,
     with_notified,
 )
@@ -136,6 +148,10 @@ async def certificate_event(type: str | None, body: kopf.Body, memo: Any, **_: A
         rt.queue.add(key)
         return
     rt.remember_uid(key, body)
+    secret_name = (body.get("spec") or {}).get("secretName")
+    # Certificates waiting for a Secret this one held may take it over now.
+    for other in rt.track_secret_claim(key, (key.namespace, secret_name) if secret_name else None):
+        rt.queue.add(other)
     reference = (body.get("spec") or {}).get("issuerRef") or {}
     if reference.get("name"):
         kind = IssuerKind.CLUSTER_ISSUER if reference.get("kind") == "ClusterIssuer" else IssuerKind.ISSUER
@@ -166,6 +182,9 @@ async def secret_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -
 def certificate_gone(rt: IssuanceRuntime, key: Key) -> None:
     rt.forget(key)
     rt.track_certificate(key, None)
+    for other in rt.track_secret_claim(key, None):
+        rt.queue.add(other)
+    secret_watcher(rt.context).forget(key)
     labels = rt.certificate_metrics.pop(key, None)
     if labels is not None:
         _remove_series(labels[0])
@@ -199,7 +218,14 @@ async def _reconcile(rt: IssuanceRuntime, key: Key) -> None:
     try:
         cert = ManagedCertificate.from_body(body)
     except ValidationError as error:
-        logger.error("cannot read the ManagedCertificate: %s", error, extra=rt.log_extra(key))
+        # Stored before the CRD refused it (an older, looser schema): say so in the status.
+        message = spec_error_message(error)
+        logger.error("cannot read the ManagedCertificate: %s", message, extra=rt.log_extra(key))
+        current, wanted = status_unreadable(body, message, now=rt.now())
+        patch = status_patch(current, wanted)
+        if patch:
+            version = body["metadata"].get("resourceVersion")
+            await patch_status(rt.api, PLURAL, key.name, key.namespace, patch, version)
         return
     body, cert = await _sync_finalizer(rt, key, body, cert)
 
@@ -209,20 +235,35 @@ async def _reconcile(rt: IssuanceRuntime, key: Key) -> None:
     problems = spec_problems(cert.spec, namespace, settings.minimum_certificate_duration)
     issuer = None if problems else await rt.issuer_view(cert.spec.issuer_ref, namespace, fresh=False)
     secret = await read_secret(rt.api, namespace, cert.spec.secret_name)
+    conflict = secret_conflict(
+        secret,
+        certificate_name=key.name,
+        owner_claims_it=await _claimed_by_other(rt, key, cert, secret),
+    )
     request = build_request(cert.spec, namespace, issuer, settings.public_base_url)
     exam = await rt.off_loop(
         examine_secret, secret, certificate_name=key.name, spec=cert.spec, request=request, issuer=issuer
     )
     decision = decide(
-        cert, exam, problems=problems, issuer_ready=bool(issuer and issuer.check.ready), now=now
+        cert,
+        exam,
+        problems=problems,
+        issuer_ready=bool(issuer and issuer.check.ready),
+        now=now,
+        conflict=conflict,
     )
     logger.debug("decision %s (%s)", decision.action, decision.reason, extra=rt.log_extra(key))
+    _watch_secret_while_conflicting(rt, key, cert, decision.conflict)
 
     if decision.action is Action.ISSUE:
         await _issue(rt, key, body, cert, exam, secret, decision)
         return
     if decision.action is Action.ADOPT:
         await _adopt(rt, key, body, cert, exam, decision)
+        return
+    if decision.action is Action.CONFLICT:
+        assert decision.conflict is not None
+        await _fail(rt, key, body, cert, decision, Reason.SECRET_CONFLICT, decision.conflict)
         return
     if decision.action is Action.NONE:
         status = status_in_sync(cert, exam, now=now)
@@ -237,6 +278,8 @@ async def _reconcile(rt: IssuanceRuntime, key: Key) -> None:
             logger.warning("spec cannot be issued: %s", decision.message, extra=rt.log_extra(key))
     elif decision.action is Action.REVOKED:
         status = status_revoked(cert, now=now)
+    elif decision.conflict is not None:  # Action.WAIT with the Secret still in the way.
+        status = status_conflict_waiting(cert, decision.conflict, now=now)
     else:  # Action.WAIT: the failure status already says what is pending and when.
         status = cert.status
     status = await _announce_expiry(rt, key, body, cert, status, now)
@@ -302,11 +345,6 @@ async def _issue(
         if issuer.found:
             rt.queue.add(issuer_key(spec.issuer_ref, namespace))
         return
-    conflict = await _secret_conflict(rt, key, cert, exam, secret)
-    if conflict is not None:
-        await _fail(rt, key, body, cert, decision, Reason.SECRET_CONFLICT, conflict)
-        return
-
     request = build_request(spec, namespace, issuer, rt.settings.public_base_url)
     key_spec = key_spec_for(spec)
     encoding = key_encoding_for(spec)
@@ -323,6 +361,7 @@ async def _issue(
 
     assert decision.revision is not None
     serial = serial_hex(issued.serial)
+    await record_issued_serial(rt.context, spec.issuer_ref, namespace, serial, issued.not_after)
     facts = CertificateFacts(
         revision=decision.revision,
         serial=serial,
@@ -337,21 +376,25 @@ async def _issue(
         hash_=request_hash(request, key_spec, encoding, spec.issuer_ref),
         renew_request=decision.renew_request,
     )
+    contents: dict[str, Any] = {
+        "secret_type": SECRET_TYPE_TLS,
+        "labels": desired_labels(cert),
+        "annotations": annotations,
+        "data": {
+            "tls.crt": issued.full_chain_pem.encode("ascii"),
+            "tls.key": key_pem.encode("ascii"),
+            "ca.crt": issued.ca_pem.encode("ascii"),
+        },
+    }
     try:
-        written = await apply_secret(
-            rt.api,
-            namespace,
-            spec.secret_name,
-            secret_type=SECRET_TYPE_TLS,
-            labels=desired_labels(cert),
-            annotations=annotations,
-            data={
-                "tls.crt": issued.full_chain_pem.encode("ascii"),
-                "tls.key": key_pem.encode("ascii"),
-                "ca.crt": issued.ca_pem.encode("ascii"),
-            },
-            resource_version=secret.resource_version if secret is not None else None,
-        )
+        if secret is None:
+            # Create-only: a Secret that appeared meanwhile (another certificate naming it, its user)
+            # fails this with 409 and the next reconcile finds out whose it is.
+            written = await create_secret(rt.api, namespace, spec.secret_name, **contents)
+        else:
+            written = await apply_secret(
+                rt.api, namespace, spec.secret_name, **contents, resource_version=secret.resource_version
+            )
     except ApiException as error:
         if error.status == 409:
             raise Conflict from None
@@ -466,27 +509,34 @@ async def _fail(
     await _finish(rt, key, body, cert, status)
 
 
-async def _secret_conflict(
-    rt: IssuanceRuntime,
-    key: Key,
-    cert: ManagedCertificate,
-    exam: SecretExamination,
-    secret: SecretSnapshot | None,
-) -> str | None:
-    """Why the Secret must not be written, if it must not."""
-    if secret is None:
-        return None
-    if secret.type != SECRET_TYPE_TLS:
-        return (
-            f"Secret {secret.name} is of type {secret.type}, which cannot change to {SECRET_TYPE_TLS}: "
-            "delete it or choose another secretName"
-        )
-    if exam.owner is None or exam.owner == key.name:
-        return None
-    other = await get_object(rt.api, PLURAL, exam.owner, key.namespace)
-    if other is not None and (other.get("spec") or {}).get("secretName") == cert.spec.secret_name:
-        return f"Secret {secret.name} belongs to ManagedCertificate {exam.owner}"
-    return None
+async def _claimed_by_other(
+    rt: IssuanceRuntime, key: Key, cert: ManagedCertificate, secret: SecretSnapshot | None
+) -> bool:
+    """Whether the other certificate the Secret was written for exists and still names it."""
+    owner = other_owner(secret, key.name)
+    if owner is None:
+        return False
+    other = await get_object(rt.api, PLURAL, owner, key.namespace)
+    return other is not None and (other.get("spec") or {}).get("secretName") == cert.spec.secret_name
+
+
+def _watch_secret_while_conflicting(
+    rt: IssuanceRuntime, key: Key, cert: ManagedCertificate, conflict: str | None
+) -> None:
+    """Reconcile a certificate in conflict as soon as its Secret changes (an opt-in annotation, a deletion).
+
+    The operator's label watch does not see Secrets it did not write; a watch of
+    that one Secret does, and only while the conflict lasts.
+    """
+    watcher = secret_watcher(rt.context)
+    if conflict is None:
+        watcher.forget(key)
+        return
+
+    async def recheck() -> None:
+        rt.queue.add(key)
+
+    watcher.watch(key, [(key.namespace, cert.spec.secret_name)], recheck)
 
 
 async def _repair_metadata(

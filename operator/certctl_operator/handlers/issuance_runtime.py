@@ -125,6 +125,10 @@ class IssuanceRuntime:
     # certificate -> its issuer, and the reverse index.
     issuer_of: dict[Key, Key] = field(default_factory=dict)
     certificates_by_issuer: dict[Key, set[Key]] = field(default_factory=dict)
+    # certificate -> the Secret (namespace, name) its spec names, and the reverse index: the
+    # certificates sharing a secretName, woken when one of them lets go of it.
+    secret_of_certificate: dict[Key, tuple[str, str]] = field(default_factory=dict)
+    certificates_by_secret: dict[tuple[str, str], set[Key]] = field(default_factory=dict)
     # issuer -> its CA Secret (namespace, name), and the reverse index.
     secret_of_issuer: dict[Key, tuple[str, str]] = field(default_factory=dict)
     issuers_by_secret: dict[tuple[str, str], set[Key]] = field(default_factory=dict)
@@ -189,6 +193,25 @@ class IssuanceRuntime:
         else:
             self.issuer_of[key] = issuer
             self.certificates_by_issuer.setdefault(issuer, set()).add(key)
+
+    def track_secret_claim(self, key: Key, secret: tuple[str, str] | None) -> set[Key]:
+        """Record the Secret certificate ``key`` names; returns the others that named the one it left."""
+        previous = self.secret_of_certificate.get(key)
+        if previous == secret:
+            return set()
+        left: set[Key] = set()
+        if previous is not None:
+            claimants = self.certificates_by_secret.get(previous, set())
+            claimants.discard(key)
+            left = set(claimants)
+            if not claimants:
+                self.certificates_by_secret.pop(previous, None)
+        if secret is None:
+            self.secret_of_certificate.pop(key, None)
+        else:
+            self.secret_of_certificate[key] = secret
+            self.certificates_by_secret.setdefault(secret, set()).add(key)
+        return left
 
     def track_issuer(self, key: Key, secret: tuple[str, str] | None) -> None:
         previous = self.secret_of_issuer.get(key)

@@ -3,8 +3,10 @@
 A selfSigned issuer is always ready. A CA issuer is ready when its Secret
 (its own namespace for an Issuer, the operator's namespace for a
 ClusterIssuer) holds a valid CA certificate and the key that belongs to it.
-The Secret is checked again at every change the operator sees (Secrets it
-wrote itself are watched) and otherwise every ``issuer_check_interval``; when
+The Secret is checked again at every change of it: Secrets the operator wrote
+itself are watched through their label, any other CA Secret through a watch
+of its own (:mod:`certctl_operator.kube.secret_watch`, filtered by name on
+the API server); otherwise every ``issuer_check_interval``, a safety net. When
 an issuer becomes able to sign, or its CA changes, every certificate that
 names it is reconciled at once, so certificates waiting for it proceed
 without a restart.
@@ -45,6 +47,7 @@ from certctl_operator.handlers.issuance_runtime import (
 )
 from certctl_operator.kube.events import NORMAL, WARNING, post_event
 from certctl_operator.kube.objects import get_object, patch_status
+from certctl_operator.kube.secret_watch import close_secret_watcher, secret_watcher
 from certctl_operator.metrics import issuer_ready_status
 from certctl_operator.policy.issuers import IssuerCheck
 from certctl_operator.workqueue import Requeue
@@ -76,14 +79,31 @@ def _queue(rt: IssuanceRuntime, key: Key, event_type: str | None, body: kopf.Bod
         rt.track_issuer(key, (namespace, secret_name))
     else:
         rt.track_issuer(key, None)
+    _watch_ca_secret(rt, key)
     if rt.own_writes.get(key) == body.metadata.get("resourceVersion"):
         return
     rt.queue.add(key)
 
 
+def _watch_ca_secret(rt: IssuanceRuntime, key: Key) -> None:
+    """Reconcile the issuer as soon as its CA Secret is created, changed or deleted."""
+    location = rt.secret_of_issuer.get(key)
+
+    async def recheck() -> None:
+        rt.queue.add(key)
+
+    secret_watcher(rt.context).watch(key, [location] if location else [], recheck)
+
+
+@kopf.on.cleanup(id="secret-watch-cleanup")
+async def stop_secret_watches(memo: Any, **_: Any) -> None:
+    await close_secret_watcher(memo.context)
+
+
 def issuer_gone(rt: IssuanceRuntime, key: Key) -> None:
     rt.forget(key)
     rt.track_issuer(key, None)
+    _watch_ca_secret(rt, key)
     rt.issuer_bodies.pop(key, None)
     rt.issuer_checks.pop(key, None)
     if rt.issuer_states.pop(key, None) is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from certctl_operator import API_GROUP
+from certctl_operator import API_GROUP, metrics
 from certctl_operator.context import OperatorContext
 from certctl_operator.kube.client import create_api_client
 from certctl_operator.web.server import start_server
@@ -36,9 +36,10 @@ async def start_operator(settings: kopf.OperatorSettings, memo: Any, **_: Any) -
     configure_kopf(settings)
     context.api = await create_api_client()
     if "http_runner" not in context.extras:
-        # With leader election the server already runs (it answered "standby" until now).
+        # With leader election the server already runs (it served the standby until now).
         context.extras["http_runner"] = await start_server(context)
     context.ready = True
+    metrics.leader.set(1)  # this process acts: it holds the Lease, or runs without leader election
     logger.info("certctl-operator started")
 
 
@@ -47,6 +48,7 @@ async def stop_operator(memo: Any, **_: Any) -> None:
     context: OperatorContext = memo.context
     context.ready = False
     context.not_ready_reason = "stopping"
+    metrics.leader.set(0)
     runner = context.extras.pop("http_runner", None)
     if runner is not None:
         await runner.cleanup()

@@ -48,6 +48,7 @@ from certctl_operator.api.common import ConditionStatus, find_condition, status_
 from certctl_operator.api.notification import (
     DeliveryPhase,
     NotificationChannel,
+    NotificationChannelStatus,
     NotificationEvent,
     NotificationEventStatus,
 )
@@ -64,8 +65,10 @@ from certctl_operator.kube.notification_objects import (
     patch_status,
 )
 from certctl_operator.logs import object_extra
+from certctl_operator.notify.egress import EgressPolicy
 from certctl_operator.notify.senders import DeliveryResult, HttpClientPool, Notifier
 from certctl_operator.policy import notification as policy
+from certctl_operator.policy.notification import DeliveryState
 from certctl_operator.settings import Settings
 
 logger = logging.getLogger("certctl.notifications")
@@ -129,6 +132,26 @@ class TrackedEvent:
         )
 
 
+@dataclass(frozen=True)
+class UnrecordedOutcome:
+    """An attempt whose outcome the operator knows but could not write (the API server was away).
+
+    ``basis`` is the delivery state the attempt was made from: the outcome is
+    recorded only onto that same state, so a requeue or another writer in
+    the meantime makes it void instead of overwriting newer facts.
+    """
+
+    attempt: int
+    basis: tuple[object, ...]
+    result: DeliveryResult
+    at: datetime
+
+
+def outcome_basis(state: policy.DeliveryState) -> tuple[object, ...]:
+    """What identifies the state an attempt starts from: phase, counts and the last attempt's time."""
+    return (state.phase, state.retry_count, state.requeue_count, state.last_attempt_at, len(state.attempts))
+
+
 @dataclass
 class NotificationRuntime:
     """Per-process helpers: the notifier, per-event locks and the watch-maintained event book."""
@@ -137,12 +160,32 @@ class NotificationRuntime:
     pool: HttpClientPool
     notifier: Notifier
     policy: policy.RetryPolicy
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
     events: dict[str, TrackedEvent] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     sweeper: asyncio.Task[None] | None = None
+    unrecorded: dict[str, UnrecordedOutcome] = field(default_factory=dict)
+    """Outcomes not yet written, by event uid; see :meth:`keep_outcome`."""
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
+
+    def keep_outcome(self, uid: str, state: DeliveryState, result: DeliveryResult, at: datetime) -> None:
+        """Remember the outcome of the attempt made from ``state`` until it is written."""
+        self.unrecorded[uid] = UnrecordedOutcome(state.retry_count + 1, outcome_basis(state), result, at)
+
+    def forget_outcome(self, uid: str) -> None:
+        self.unrecorded.pop(uid, None)
+
+    def kept_outcome(self, uid: str, state: DeliveryState) -> UnrecordedOutcome | None:
+        """The kept outcome of the attempt due from ``state``, if any; a stale one is dropped."""
+        kept = self.unrecorded.get(uid)
+        if kept is None:
+            return None
+        if kept.basis != outcome_basis(state) or kept.attempt != state.retry_count + 1:
+            del self.unrecorded[uid]
+            return None
+        return kept
 
     def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         """Update the book from one watch event and refresh the gauges."""
@@ -152,6 +195,7 @@ class NotificationRuntime:
             return
         if event_type == "DELETED":
             self.events.pop(uid, None)
+            self.forget_outcome(uid)
             lock = self.locks.get(uid)
             if lock is not None and not lock.locked():
                 del self.locks[uid]
@@ -258,7 +302,12 @@ async def _sweep_forever(runtime: NotificationRuntime, context: OperatorContext)
                 )
 
 
-_ROUTINE_HANDLERS = ("notification-delivery", "notification-bookkeeping", "notification-channel-check")
+_ROUTINE_HANDLERS = (
+    "notification-delivery",
+    "notification-bookkeeping",
+    "notification-channel-check",
+    "channel-secret-watch",
+)
 
 
 class QuietRoutineSuccess(logging.Filter):
@@ -284,13 +333,15 @@ _QUIET = QuietRoutineSuccess()
 async def start_notifications(memo: Any, **_: Any) -> None:
     context = _context(memo)
     logging.getLogger("kopf.objects").addFilter(_QUIET)
-    pool = HttpClientPool()
+    egress = context.settings.egress_policy()
+    pool = HttpClientPool(egress=egress)
     context.http_pool = pool
     runtime = NotificationRuntime(
         settings=context.settings,
         pool=pool,
-        notifier=Notifier(pool),
+        notifier=Notifier(pool, egress=egress),
         policy=policy.RetryPolicy.from_settings(context.settings),
+        egress=egress,
     )
     runtime.update_gauges()
     runtime.sweeper = asyncio.create_task(_sweep_forever(runtime, context), name="notification-retention")
@@ -465,6 +516,11 @@ async def _step(
         _, model = await _requeue(runtime, api, model, request, log)
 
     state = event_status.state_from_status(model.status)
+    kept = runtime.kept_outcome(str(model.metadata.uid), state)
+    if kept is not None:
+        # The receiver already answered this attempt; sending again would deliver twice.
+        await _record_kept_outcome(runtime, api, model, state, kept, log)
+        return
     now = _utcnow()
     if not policy.is_due(state, now):
         return
@@ -505,7 +561,7 @@ async def _attempt(
 ) -> None:
     namespace = model.metadata.namespace or ""
     channel_name = model.spec.channel_ref.name
-    resolution = await channel_kube.resolve_channel(api, namespace, channel_name)
+    resolution = await channel_kube.resolve_channel(api, namespace, channel_name, egress=runtime.egress)
 
     if not resolution.found:
         now = _utcnow()
@@ -539,15 +595,50 @@ async def _attempt(
     )
 
     now = _utcnow()
-    if result.ok:
-        after = policy.on_success(state, now, result.duration, detail=result.detail)
-    else:
-        assert result.error is not None
-        after = policy.on_failure(state, result.error, now, runtime.policy, duration=result.duration)
+    uid = str(model.metadata.uid)
+    # Kept until the status write succeeds: a write that fails (the API server is
+    # unreachable) leaves it for the next tick to record instead of sending again.
+    runtime.keep_outcome(uid, state, result, now)
+    after = _after_attempt(runtime, state, result, now)
     written, written_model = await _write_event_status(api, model, _new_status(runtime, model, after, now))
+    runtime.forget_outcome(uid)
     _announce(written, written_model, after, runtime, log)
+    # A destination refused on connect (a name resolving to a refused address) makes the channel not Ready.
+    problems = (*resolution.problems, *((result.egress_refusal,) if result.egress_refusal else ()))
     if resolution.model is not None:
-        await _refresh_channel(api, resolution.model, resolution.problems, log)
+        await _refresh_channel(api, resolution.model, problems, log)
+    elif resolution.body is not None:
+        await _refresh_unparsable_channel(api, resolution.body, resolution.problems, log)
+
+
+def _after_attempt(
+    runtime: NotificationRuntime, state: policy.DeliveryState, result: DeliveryResult, now: datetime
+) -> policy.DeliveryState:
+    if result.ok:
+        return policy.on_success(state, now, result.duration, detail=result.detail)
+    assert result.error is not None
+    return policy.on_failure(state, result.error, now, runtime.policy, duration=result.duration)
+
+
+async def _record_kept_outcome(
+    runtime: NotificationRuntime,
+    api: Any,
+    model: NotificationEvent,
+    state: policy.DeliveryState,
+    kept: UnrecordedOutcome,
+    log: Any,
+) -> None:
+    """Write the outcome of an attempt made while the status could not be written, as of its time."""
+    uid = str(model.metadata.uid)
+    after = _after_attempt(runtime, state, kept.result, kept.at)
+    written, written_model = await _write_event_status(
+        api, model, _new_status(runtime, model, after, _utcnow())
+    )
+    runtime.forget_outcome(uid)
+    log.info(
+        "recorded attempt %d, made while the API server was unreachable, without sending again", kept.attempt
+    )
+    _announce(written, written_model, after, runtime, log)
 
 
 def _announce(
@@ -620,18 +711,38 @@ async def _refresh_channel(api: Any, model: NotificationChannel, problems: tuple
     after = channel_kube.channel_status(
         model.status, model.spec, problems, now=now, generation=model.metadata.generation
     )
-    patch = status_patch(model.status, after)
+    meta = model.metadata
+    await _write_channel_status(api, meta.namespace or "", meta.name or "", model.status, after, log)
+
+
+async def _refresh_unparsable_channel(
+    api: Any, body: Mapping[str, Any], problems: tuple[str, ...], log: Any
+) -> None:
+    """Ready=False (InvalidConfiguration) for a stored channel the schema's rules now refuse."""
+    before, after = channel_kube.unparsable_channel_status(body, problems, now=_utcnow())
+    meta = body.get("metadata") or {}
+    await _write_channel_status(api, str(meta.get("namespace")), str(meta.get("name")), before, after, log)
+
+
+async def _write_channel_status(
+    api: Any,
+    namespace: str,
+    name: str,
+    before: NotificationChannelStatus,
+    after: NotificationChannelStatus,
+    log: Any,
+) -> None:
+    patch = status_patch(before, after)
     if not patch:
         return
-    meta = model.metadata
     try:
-        written = await patch_status(api, CHANNELS, meta.namespace or "", meta.name or "", patch)
+        written = await patch_status(api, CHANNELS, namespace, name, patch)
     except asyncio.CancelledError:
         raise
     except Exception as error:
-        log.warning("could not update NotificationChannel %s status: %s", meta.name, _describe(error))
+        log.warning("could not update NotificationChannel %s status: %s", name, _describe(error))
         return
-    was = find_condition(model.status.conditions, "Ready")
+    was = find_condition(before.conditions, "Ready")
     now_ready = find_condition(after.conditions, "Ready")
     if now_ready is None or (was is not None and was.status == now_ready.status):
         return
@@ -656,11 +767,38 @@ async def notification_channel_check(body: kopf.Body, memo: Any, logger: Any, **
         raw = copy.deepcopy(dict(body))
         meta = raw["metadata"]
         api = _context(memo).api
-        resolution = await channel_kube.resolve_channel(api, meta["namespace"], meta["name"])
-        if resolution.model is None:
-            return
-        await _refresh_channel(api, resolution.model, resolution.problems, logger)
+        runtime = _runtime(memo)
+        resolution = await channel_kube.resolve_channel(
+            api, meta["namespace"], meta["name"], egress=runtime.egress, resolve_names=True
+        )
+        if resolution.model is not None:
+            await _refresh_channel(api, resolution.model, resolution.problems, logger)
+        elif resolution.body is not None:
+            await _refresh_unparsable_channel(api, resolution.body, resolution.problems, logger)
     except asyncio.CancelledError:
         raise
     except Exception as error:
         logger.error("NotificationChannel check failed, will retry: %s", _describe(error))
+
+
+@kopf.on.event(API_GROUP, API_VERSION, CHANNELS, id="channel-secret-watch")
+async def channel_secret_watch(type: str | None, body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
+    """Check the channel again at once when a Secret it references is created, changed or deleted."""
+    from certctl_operator.kube.secret_watch import secret_watcher
+
+    context = _context(memo)
+    namespace, name = body.metadata.namespace or "", body.metadata.name or ""
+    try:
+        gone = type == "DELETED" or bool(body.metadata.get("deletionTimestamp"))
+        names = [] if gone else channel_kube.secret_names(NotificationChannel.from_body(dict(body)).spec)
+    except ValueError:
+        names = []
+
+    async def recheck() -> None:
+        resolution = await channel_kube.resolve_channel(
+            context.api, namespace, name, egress=_runtime(memo).egress, resolve_names=True
+        )
+        if resolution.model is not None:
+            await _refresh_channel(context.api, resolution.model, resolution.problems, logger)
+
+    secret_watcher(context).watch((CHANNELS, namespace, name), [(namespace, n) for n in names], recheck)

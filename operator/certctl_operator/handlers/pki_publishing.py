@@ -4,11 +4,15 @@
   issuers get no task) wakes every ``crl_refresh_check_interval``: it loads
   the CA key pair, starts the next CRL when the issuer's ``crl.refreshInterval``
   has passed (or the CA changed, or entries expired), publishes it to the
-  ConfigMap and to the HTTP endpoint, and keeps the delegated OCSP responder
-  certificate valid.
+  ConfigMap and to the HTTP endpoint, moves the journal of new revocations
+  to the issuer's revocation-list ConfigMaps, and keeps the delegated OCSP
+  responder certificate valid.
 * Watch events of issuers keep the in-memory revocation lists current; watch
   events of ManagedCertificates keep the index of issued serials (what OCSP
   answers "good" for) and wake Revocations that wait for a certificate.
+* :func:`record_issued_serial` is what issuance calls for every certificate
+  it signs, before its Secret is written: the serial joins the issuer's
+  issued-serials ConfigMaps, so OCSP still knows it after a restart.
 """
 
 from __future__ import annotations
@@ -18,35 +22,41 @@ import contextlib
 import logging
 import random
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
 
 import kopf
 
 from certctl_operator import API_GROUP, API_VERSION, metrics
-from certctl_operator.api import ClusterIssuer, IssuerKind, IssuerStatus, ManagedCertificate
+from certctl_operator.api import ClusterIssuer, IssuerKind, IssuerReference, IssuerStatus, ManagedCertificate
 from certctl_operator.context import OperatorContext
 from certctl_operator.durations import parse_duration
 from certctl_operator.handlers.pausing import pause
 from certctl_operator.kube.crl_publisher import (
+    archive_for,
     ensure_ocsp_responder,
+    load_issued,
     publish_crl,
     read_published_crl,
-    render_crl,
     responder_matches,
     state_of,
 )
 from certctl_operator.kube.revocation_store import (
+    ArchiveFull,
     advance_crl,
+    archive_journal,
     crl_timing,
     get_issuer,
     issuer_class,
     load_ca,
+    prune_archive,
+    record_issued,
 )
 from certctl_operator.pki import SigningAuthority, fingerprint_sha256
-from certctl_operator.policy.revocation import CRLState, IssuerKey, new_crl_due
+from certctl_operator.policy.revocation import CRLState, IssuerKey, new_crl_due, normalize_serial, unlisted
 from certctl_operator.web import pki_endpoints  # noqa: F401  (registers the CRL and OCSP routes)
 from certctl_operator.web.pki_state import PKIRegistry, PublishedCRL, registry_of
+
+store_logger = logging.getLogger("certctl.revocation")
 
 MAX_INITIAL_DELAY = 5.0
 STOP_BACKOFF = 2.0
@@ -77,19 +87,48 @@ async def publish_state(
     issuer_body: dict[str, Any],
     authority: SigningAuthority,
     crl_state: CRLState | None,
-    der: bytes | None = None,
 ) -> None:
-    """Publish ``crl_state`` unless a CRL of that number (or a later one) is already served."""
+    """Publish ``crl_state`` (journal entries; the archive is added here) unless that number is served."""
     registry = registry_of(context)
     state = registry.issuer(key)
     if crl_state is None:
         return
     if state.crl is not None and state.crl.number >= crl_state.number:
         return
+    archived = await archive_for(context.api, context.settings, key, issuer_body, state)
+    grace = crl_timing(issuer_class(key).from_body(issuer_body))[1]
     published = await publish_crl(
-        context.api, context.settings, key, issuer_body, authority, crl_state, der, context.crypto_pool
+        context.api,
+        context.settings,
+        key,
+        issuer_body,
+        authority,
+        crl_state.with_archive(archived, grace),
+        executor=context.crypto_pool,
     )
-    record_published(key, registry, published)
+    if published is not None:
+        record_published(key, registry, published)
+
+
+async def move_journal(context: OperatorContext, key: IssuerKey) -> None:
+    """Move the issuer's journal to its archive, keeping the in-memory copy in step."""
+    state = registry_of(context).issuer(key)
+    moved = await archive_journal(context.api, context.settings, key)
+    if moved is not None:
+        state.add_archived(*moved)
+
+
+async def record_issued_serial(
+    context: OperatorContext, ref: IssuerReference, namespace: str, serial: str, not_after: datetime
+) -> None:
+    """Record that the issuer ``ref`` (seen from ``namespace``) issued ``serial``, durably, for OCSP."""
+    key = IssuerKey.of(ref, namespace)
+    try:
+        await record_issued(context.api, context.settings, key, serial, not_after, utcnow)
+    except ArchiveFull as error:
+        # Issuing goes on: the serial is still known while it is current, and until a restart.
+        store_logger.warning("serial %s not recorded for OCSP: %s", serial, error)
+    registry_of(context).index.add(key, normalize_serial(serial), not_after)
 
 
 async def refresh_issuer(context: OperatorContext, key: IssuerKey, logger: logging.Logger | Any) -> None:
@@ -127,6 +166,10 @@ async def refresh_issuer(context: OperatorContext, key: IssuerKey, logger: loggi
                 record_published(key, registry, published)
         fingerprint = fingerprint_sha256(authority.certificate)
 
+        # Read (or reread) the archive before the journal that goes with it is taken in.
+        await archive_for(api, settings, key, body, state)
+        await load_issued(api, settings, registry, key, body)
+
         def due(current: Any) -> bool:
             served = state.crl
             return new_crl_due(
@@ -135,24 +178,31 @@ async def refresh_issuer(context: OperatorContext, key: IssuerKey, logger: loggi
                 crl_timing(current)[1],
                 published=(served.number, served.ca_fingerprint) if served is not None else None,
                 ca_fingerprint=fingerprint,
+                archived=state.archive.values(),
             )
 
-        body, crl_state, der = await advance_crl(
-            api,
-            key,
-            due,
-            utcnow,
-            partial(render_crl, authority),
-            context.crypto_pool,
-            floor=lambda: state.published_number,
-        )
+        body, crl_state = await advance_crl(api, key, due, utcnow, floor=lambda: state.published_number)
         issuer = issuer_class(key).from_body(body)
         registry.update_revoked(key, issuer.status)
         # OCSP answers only once the revocation list that goes with this CA is known.
         state.authority, state.authority_version = authority, ca.version
         if crl_state is not None:
             logger.info("issuer %s: started CRL number %d", key.label, crl_state.number)
-        await publish_state(context, key, body, authority, crl_state or state_of(issuer.status), der)
+        await publish_state(context, key, body, authority, crl_state or state_of(issuer.status))
+        # Judged against the CRL just published: no later one lists what it leaves out.
+        published_at, grace = issuer.status.crl_this_update, crl_timing(issuer)[1]
+        gone = unlisted(state.archive.values(), published_at, grace)
+        if gone and published_at is not None:
+            for serial in await prune_archive(api, settings, key, gone, published_at, grace):
+                state.archive.pop(serial, None)
+        if issuer.status.revoked_certificates:
+            try:
+                await move_journal(context, key)
+            except ArchiveFull as error:
+                # The responder below must still be kept valid: this look goes on.
+                logger.warning(
+                    "issuer %s: %s; new revocations stay in its status until entries expire", key.label, error
+                )
 
     if state.ocsp_enabled:
         responder = await ensure_ocsp_responder(

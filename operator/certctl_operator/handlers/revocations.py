@@ -11,7 +11,8 @@ The daemon looks at the Revocation until it settles:
 2. Persist the resolved serial and issuer in the Revocation's status, so a
    restart never resolves again (the certificate may have been reissued).
 3. Record: one guarded write of the issuer's revocation list and CRL number
-   (:func:`kube.revocation_store.record_revocation`); idempotent.
+   (:func:`kube.revocation_store.record_revocation`, which checks the journal
+   in the issuer's status and the archive shard of the serial); idempotent.
 4. Publish the CRL that lists it (ConfigMap and HTTP).
 5. Show it on the ManagedCertificate (revoked, revokedSerialNumbers, Ready
    False), ask for a reissue when ``spec.reissue``, create Revoked
@@ -29,7 +30,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, cast
 
 import kopf
@@ -53,7 +53,7 @@ from certctl_operator.api import (
 from certctl_operator.context import OperatorContext
 from certctl_operator.handlers.pausing import pause
 from certctl_operator.handlers.pki_publishing import publish_state, utcnow
-from certctl_operator.kube.crl_publisher import render_crl, state_of
+from certctl_operator.kube.crl_publisher import state_of
 from certctl_operator.kube.notification_events import (
     LABEL_CERTIFICATE,
     LABEL_CHANNEL,
@@ -70,6 +70,7 @@ from certctl_operator.kube.revocation_store import (
     issuer_class,
     issuer_kind_of,
     load_ca,
+    lookup_revoked,
     mark_certificate_revoked,
     patch_revocation_status,
     read_secret,
@@ -207,34 +208,33 @@ async def process_revocation(context: OperatorContext, namespace: str, name: str
     entry = RevokedCertificate(
         serial_number=serial, revoked_at=utcnow(), reason=revocation.spec.reason, not_after=not_after
     )
+    # Recorded without the issuer's lock (the guarded write orders concurrent revocations), published
+    # under it: a revocation that waited for the lock publishes the newest CRL, which also lists the
+    # revocations recorded meanwhile, so a burst of them costs a few signatures, not one each.
+    try:
+        recorded = await record_revocation(
+            api,
+            context.settings,
+            key,
+            entry,
+            utcnow,
+            floor=lambda: state.published_number,
+            archived=state.add_archived,
+        )
+    except IssuerGone as error:
+        await set_pending(api, body, revocation, "IssuerNotFound", str(error))
+        return False
+    except RevocationListFull as error:
+        await set_pending(api, body, revocation, "RevocationListFull", str(error))
+        return False
+    listed = issuer_class(key).from_body(recorded.issuer_body)
+    registry.update_revoked(key, listed.status)
     async with state.lock:
         try:
-            recorded = await record_revocation(
-                api,
-                key,
-                entry,
-                utcnow,
-                partial(render_crl, authority),
-                context.crypto_pool,
-                floor=lambda: state.published_number,
-            )
-        except IssuerGone as error:
-            await set_pending(api, body, revocation, "IssuerNotFound", str(error))
-            return False
-        except RevocationListFull as error:
-            await set_pending(api, body, revocation, "RevocationListFull", str(error))
-            return False
-        listed = issuer_class(key).from_body(recorded.issuer_body)
-        registry.update_revoked(key, listed.status)
-        try:
-            await publish_state(
-                context,
-                key,
-                recorded.issuer_body,
-                authority,
-                recorded.crl or state_of(listed.status),
-                recorded.crl_der,
-            )
+            newest_body = await get_issuer(api, key) or recorded.issuer_body
+            newest = issuer_class(key).from_body(newest_body)
+            registry.update_revoked(key, newest.status)
+            await publish_state(context, key, newest_body, authority, state_of(newest.status))
         except Exception as error:  # the issuer's daemon publishes it on its next look
             logger.warning("issuer %s: the CRL listing %s is not published yet: %s", key.label, serial, error)
     if recorded.newly_listed:
@@ -372,7 +372,10 @@ async def resolve(context: OperatorContext, namespace: str, revocation: Revocati
                     issued_by_ca = True
                 except (ValueError, TypeError, InvalidSignature):
                     issued_by_ca = False
-            view = IssuerView(key, IssuerType.CA, ca.problem, tuple(issuer.status.revoked_certificates))
+            earlier = await lookup_revoked(
+                api, settings, key, issuer_body, certificate.status.revoked_serial_numbers or ()
+            )
+            view = IssuerView(key, IssuerType.CA, ca.problem, tuple(earlier))
 
     current = None
     if leaf is not None:

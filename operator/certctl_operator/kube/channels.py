@@ -11,10 +11,14 @@ Two halves:
 
 Problems are short sentences that name Secrets and keys but never quote a
 value: they end up in conditions and in the status of NotificationEvents.
+Destinations are judged by the egress policy
+(:mod:`certctl_operator.notify.egress`): literal addresses in the pure half,
+host names as they resolve now in :func:`resolved_egress_problems`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -23,9 +27,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+from pydantic import ValidationError
 
 from certctl_operator import API_GROUP, API_VERSION
 from certctl_operator.api.common import HTTP_URL_PATTERN, ConditionStatus, set_condition
@@ -38,6 +44,14 @@ from certctl_operator.api.notification import (
 )
 from certctl_operator.durations import parse_duration
 from certctl_operator.notify import senders
+from certctl_operator.notify.egress import (
+    EGRESS_REFUSES,
+    EgressPolicy,
+    literal_refusal_text,
+    parse_address,
+    resolved_refusal_text,
+)
+from certctl_operator.notify.egress_transport import system_resolver
 
 SecretData = Mapping[str, bytes]
 """The decoded ``data`` of one Secret."""
@@ -138,11 +152,87 @@ def _ca_bundle_problem(encoded: str | None) -> str | None:
     return None
 
 
-def channel_problems(spec: NotificationChannelSpec, secrets: SecretsByName) -> list[str]:
-    """What keeps the channel from working, given the referenced Secrets (empty when it is usable)."""
+def destination_hosts(spec: NotificationChannelSpec, secrets: SecretsByName) -> list[str]:
+    """The hosts the channel connects to, as far as they can be read (a missing Secret gives none)."""
+    urls: list[str | None] = []
+    if spec.webhook is not None:
+        if spec.webhook.url_secret_ref is not None:
+            urls.append(
+                _secret_text(secrets, spec.webhook.url_secret_ref.name, spec.webhook.url_secret_ref.key)
+            )
+        else:
+            urls.append(spec.webhook.url)
+    elif spec.email is not None:
+        return [spec.email.host]
+    elif spec.slack is not None:
+        ref = spec.slack.webhook_url_secret_ref
+        urls.append(_secret_text(secrets, ref.name, ref.key))
+    elif spec.teams is not None:
+        ref = spec.teams.webhook_url_secret_ref
+        urls.append(_secret_text(secrets, ref.name, ref.key))
+    elif spec.pagerduty is not None:
+        urls.append(spec.pagerduty.url)
+    hosts: list[str] = []
+    for url in urls:
+        try:
+            host = urlsplit(url).hostname if url else None
+        except ValueError:
+            host = None
+        if host:
+            hosts.append(host)
+    return hosts
+
+
+def _secret_text(secrets: SecretsByName, secret: str, key: str) -> str | None:
+    value = (secrets.get(secret) or {}).get(key)
+    return _text(value) if value is not None else None
+
+
+def egress_problems(hosts: Iterable[str], egress: EgressPolicy) -> list[str]:
+    """The egress refusals of literal IP ``hosts`` (host names are judged when resolved)."""
+    return [
+        literal_refusal_text(refusal) for host in hosts if (refusal := egress.host_refusal(host)) is not None
+    ]
+
+
+RESOLVE_TIMEOUT = 5.0
+"""Seconds a channel check waits for a host name to resolve."""
+
+
+async def resolved_egress_problems(hosts: Iterable[str], egress: EgressPolicy) -> list[str]:
+    """The refusals of host names that resolve now only to refused addresses.
+
+    A name that does not resolve is no problem here: delivery resolves again
+    and checks every connection; this only makes the channel's condition
+    tell early what deliveries would meet.
+    """
+    problems: list[str] = []
+    for host in hosts:
+        if parse_address(host) is not None:
+            continue
+        try:
+            async with asyncio.timeout(RESOLVE_TIMEOUT):
+                addresses = await system_resolver(host, 0)
+        except (OSError, TimeoutError):
+            continue
+        if addresses and not any(egress.permits(address) for address in addresses):
+            problems.append(resolved_refusal_text(host, egress.refusal(addresses[0]) or ""))
+    return problems
+
+
+def channel_problems(
+    spec: NotificationChannelSpec, secrets: SecretsByName, *, egress: EgressPolicy | None = None
+) -> list[str]:
+    """What keeps the channel from working, given the referenced Secrets (empty when it is usable).
+
+    With ``egress``, a destination that is a literal IP address the policy
+    refuses is a problem too.
+    """
     problems = [
         problem for need in required_secrets(spec) if (problem := _secret_problem(need, secrets)) is not None
     ]
+    if egress is not None:
+        problems.extend(egress_problems(destination_hosts(spec, secrets), egress))
     timeout: str | None = None
     ca_bundle: str | None = None
     if spec.webhook is not None:
@@ -185,9 +275,11 @@ def _string(secrets: SecretsByName, secret: str, key: str) -> str:
     return text
 
 
-def build_channel(spec: NotificationChannelSpec, secrets: SecretsByName) -> senders.Channel:
+def build_channel(
+    spec: NotificationChannelSpec, secrets: SecretsByName, *, egress: EgressPolicy | None = None
+) -> senders.Channel:
     """The sender's view of ``spec``; ChannelConfigError names the first problem found."""
-    problems = channel_problems(spec, secrets)
+    problems = channel_problems(spec, secrets, egress=egress)
     if problems:
         raise ChannelConfigError(problems[0])
     if spec.webhook is not None:
@@ -243,6 +335,58 @@ def build_channel(spec: NotificationChannelSpec, secrets: SecretsByName) -> send
     raise ChannelConfigError("no channel type is set")  # the model validator makes this unreachable
 
 
+def spec_problems(error: ValueError) -> tuple[str, ...]:
+    """Why a stored channel does not parse, one problem per field, without quoting any value.
+
+    Objects stored before a schema rule existed can break it; what a field
+    holds may be a credential (a header value), so only its place and the
+    rule's own words are shown.
+    """
+    if not isinstance(error, ValidationError):
+        return ("the channel's spec is not valid",)
+    problems: list[str] = []
+    for entry in error.errors(include_url=False, include_input=False, include_context=False):
+        place = ".".join(str(part) for part in entry["loc"])
+        message = str(entry["msg"]).removeprefix("Value error, ")
+        problems.append(f"{place}: {message}" if place else message)
+    return tuple(dict.fromkeys(problems)) or ("the channel's spec is not valid",)
+
+
+def unparsable_channel_status(
+    body: Mapping[str, Any], problems: Iterable[str], *, now: datetime
+) -> tuple[NotificationChannelStatus, NotificationChannelStatus]:
+    """Status (before, after) of a channel whose spec does not parse: Ready False, InvalidConfiguration."""
+    try:
+        previous = NotificationChannelStatus.model_validate(body.get("status") or {})
+    except ValueError:
+        previous = NotificationChannelStatus()
+    generation = (body.get("metadata") or {}).get("generation")
+    status = previous.model_copy(deep=True)
+    configured = [name for name in _CHANNEL_TYPES if (body.get("spec") or {}).get(name) is not None]
+    if len(configured) == 1:
+        status.type = _CHANNEL_TYPES[configured[0]]
+    status.observed_generation = generation if isinstance(generation, int) else None
+    status.conditions = set_condition(
+        status.conditions,
+        "Ready",
+        ConditionStatus.FALSE,
+        REASON_INVALID,
+        "; ".join(problems) or "the channel's spec is not valid",
+        now=now,
+        observed_generation=status.observed_generation,
+    )
+    return previous, status
+
+
+_CHANNEL_TYPES = {
+    "webhook": ChannelType.WEBHOOK,
+    "email": ChannelType.EMAIL,
+    "slack": ChannelType.SLACK,
+    "teams": ChannelType.TEAMS,
+    "pagerduty": ChannelType.PAGERDUTY,
+}
+
+
 def channel_type_label(spec: NotificationChannelSpec | None) -> str:
     """The ``channel_type`` metric label: webhook, email, slack, teams, pagerduty or unknown."""
     if spec is None:
@@ -270,6 +414,7 @@ def decode_secret_data(data: Mapping[str, str] | None) -> dict[str, bytes]:
 REASON_READY = "Ready"
 REASON_SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 (a condition reason)
 REASON_INVALID = "InvalidConfiguration"
+REASON_EGRESS_DENIED = "EgressDenied"
 
 
 def channel_status(
@@ -289,8 +434,9 @@ def channel_status(
         ready, reason, message = ConditionStatus.TRUE, REASON_READY, f"{spec.type.value} channel is ready"
     else:
         missing = any(problem.endswith("not found") for problem in found)
+        denied = any(problem.startswith(EGRESS_REFUSES) for problem in found)
         ready = ConditionStatus.FALSE
-        reason = REASON_SECRET_NOT_FOUND if missing else REASON_INVALID
+        reason = REASON_SECRET_NOT_FOUND if missing else REASON_EGRESS_DENIED if denied else REASON_INVALID
         message = "; ".join(found)
     status.conditions = set_condition(
         status.conditions, "Ready", ready, reason, message, now=now, observed_generation=generation
@@ -349,21 +495,34 @@ class Resolution:
         return self.body is not None
 
 
-async def resolve_channel(api: Any, namespace: str, name: str) -> Resolution:
-    """Read the channel and its Secrets and build the sender's channel when possible."""
+async def resolve_channel(
+    api: Any,
+    namespace: str,
+    name: str,
+    *,
+    egress: EgressPolicy | None = None,
+    resolve_names: bool = False,
+) -> Resolution:
+    """Read the channel and its Secrets and build the sender's channel when possible.
+
+    With ``egress`` a literal IP destination the policy refuses is a problem;
+    with ``resolve_names`` as well, host names are resolved and judged now.
+    """
     body = await read_channel(api, namespace, name)
     if body is None:
         return Resolution(None, None, None, ())
     try:
         model = NotificationChannel.from_body(body)
-    except ValueError:
-        return Resolution(body, None, None, ("the channel's spec is not valid",))
+    except ValueError as error:
+        return Resolution(body, None, None, spec_problems(error))
     secrets = await read_secrets(api, namespace, secret_names(model.spec))
-    problems = channel_problems(model.spec, secrets)
+    problems = channel_problems(model.spec, secrets, egress=egress)
+    if egress is not None and resolve_names:
+        problems += await resolved_egress_problems(destination_hosts(model.spec, secrets), egress)
     if problems:
         return Resolution(body, model, None, tuple(problems))
     try:
-        channel = build_channel(model.spec, secrets)
+        channel = build_channel(model.spec, secrets, egress=egress)
     except ChannelConfigError as error:
         return Resolution(body, model, None, (str(error),))
     return Resolution(body, model, channel, ())

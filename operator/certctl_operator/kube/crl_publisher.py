@@ -1,11 +1,16 @@
 """Publishing an issuer's CRL (a ConfigMap) and keeping its OCSP responder key pair (a Secret).
 
-The CRL is a rendering of the issuer's status (see
-:mod:`certctl_operator.policy.revocation`): number, dates and entries all come
-from there, so rendering it again after a crash gives the same CRL. The
-ConfigMap ``<issuer>-crl`` (``ca.crl``, PEM) next to the issuer holds the last
-one published; it is only ever replaced by a CRL with a higher number, or by
-the same number signed by a new CA key.
+The CRL is a rendering of the issuer's revocation list (see
+:mod:`certctl_operator.policy.revocation`): number and dates come from the
+issuer's status, the entries from its journal and archive, each entry with
+the number of the first CRL that lists it, so rendering it again after a
+crash gives the same CRL. The ConfigMap ``<issuer>-crl`` next to the issuer
+holds the last one published (``ca.crl``, PEM) with its number, dates and CA
+fingerprint as annotations; it is only ever replaced by a CRL with a higher
+number, or by the same number signed by a new CA key. A CRL whose PEM does
+not fit in a ConfigMap (:data:`MAX_CONFIGMAP_CRL_BYTES`, some 14,000 entries)
+is published with the annotations only: the operator signs it again from the
+list when it needs it, and serves it over HTTP.
 """
 
 from __future__ import annotations
@@ -42,11 +47,20 @@ from certctl_operator.pki import (
     load_ocsp_responder,
 )
 from certctl_operator.policy.renewal import object_name
-from certctl_operator.policy.revocation import CRLState, IssuerKey, serial_int
+from certctl_operator.policy.revocation import ArchivedEntry, CRLState, IssuerKey, serial_int
 from certctl_operator.settings import Settings
-from certctl_operator.web.pki_state import PKIRegistry, PublishedCRL
+from certctl_operator.web.pki_state import IssuerPKI, PKIRegistry, PublishedCRL
 
-from .revocation_store import get_issuer, issuer_class, load_ca, pki_namespace, retry_on_conflict, secret_text
+from .revocation_store import (
+    get_issuer,
+    issuer_class,
+    load_ca,
+    pki_namespace,
+    read_archive,
+    read_issued,
+    retry_on_conflict,
+    secret_text,
+)
 
 logger = logging.getLogger("certctl.crl")
 
@@ -55,6 +69,9 @@ CRL_NUMBER_ANNOTATION = f"{API_GROUP}/crl-number"
 CA_FINGERPRINT_ANNOTATION = f"{API_GROUP}/ca-fingerprint"
 THIS_UPDATE_ANNOTATION = f"{API_GROUP}/this-update"
 NEXT_UPDATE_ANNOTATION = f"{API_GROUP}/next-update"
+CRL_SIZE_ANNOTATION = f"{API_GROUP}/crl-size"
+MAX_CONFIGMAP_CRL_BYTES = 1_000_000
+"""The largest CRL PEM the ConfigMap holds: its data is limited to 1 MiB."""
 ISSUER_NAME_LABEL = f"{API_GROUP}/issuer-name"
 ISSUER_KIND_LABEL = f"{API_GROUP}/issuer-kind"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "certctl-operator"}
@@ -79,7 +96,7 @@ def responder_secret_name(key: IssuerKey) -> str:
 
 
 def render_crl(authority: SigningAuthority, state: CRLState) -> bytes:
-    """Sign the CRL that ``state`` describes (DER)."""
+    """Sign the CRL that ``state`` describes (DER): all of its entries, see :meth:`CRLState.with_archive`."""
     entries = [
         RevokedEntry(serial_int(e.serial_number), e.revoked_at, str(e.reason), e.not_after)
         for e in state.entries
@@ -90,7 +107,7 @@ def render_crl(authority: SigningAuthority, state: CRLState) -> bytes:
 
 
 def state_of(status: IssuerStatus) -> CRLState | None:
-    """The CRL state an issuer status describes, or None before its first CRL."""
+    """The CRL state an issuer status describes (journal entries only), or None before its first CRL."""
     if status.crl_number is None or status.crl_this_update is None or status.crl_next_update is None:
         return None
     return CRLState(
@@ -98,7 +115,36 @@ def state_of(status: IssuerStatus) -> CRLState | None:
         this_update=status.crl_this_update,
         next_update=status.crl_next_update,
         entries=tuple(status.revoked_certificates),
+        journal=tuple(status.revoked_certificates),
     )
+
+
+async def archive_for(
+    api: Any, settings: Settings, key: IssuerKey, issuer_body: dict[str, Any], state: IssuerPKI
+) -> list[ArchivedEntry]:
+    """The archived entries that go with the head ``issuer_body``; read again when the copy is older."""
+    status = issuer_class(key).from_body(issuer_body).status
+    generation = status.revocation_archive_generation or 0
+    if not state.archive_current(generation):
+        entries = await read_archive(api, settings, key, issuer_body)
+        state.set_archive(entries, generation)
+        logger.info(
+            "read %d archived revocations of issuer %s (generation %d)",
+            len(entries),
+            key.label,
+            generation,
+            extra=object_extra(issuer_body),
+        )
+    return list(state.archive.values())
+
+
+async def load_issued(
+    api: Any, settings: Settings, registry: PKIRegistry, key: IssuerKey, issuer_body: dict[str, Any]
+) -> None:
+    """Take in the issuer's issued-serials store once per process (later ones are added as issued)."""
+    if key in registry.index.loaded:
+        return
+    registry.index.load(key, await read_issued(api, settings, key, issuer_body))
 
 
 def _owner_reference(issuer_body: dict[str, Any]) -> dict[str, Any]:
@@ -115,8 +161,17 @@ def _labels(key: IssuerKey) -> dict[str, str]:
     return {**MANAGED_BY, ISSUER_NAME_LABEL: key.name[:63], ISSUER_KIND_LABEL: key.kind.value}
 
 
+def published_marker(configmap: Any) -> tuple[int, str] | None:
+    """(CRL number, CA fingerprint) of the CRL a ConfigMap stands for, with or without its data."""
+    annotations = getattr(configmap.metadata, "annotations", None) or {}
+    try:
+        return int(annotations[CRL_NUMBER_ANNOTATION]), annotations.get(CA_FINGERPRINT_ANNOTATION, "")
+    except (KeyError, ValueError):
+        return None
+
+
 def published_from_configmap(configmap: Any) -> PublishedCRL | None:
-    """The CRL a ConfigMap holds, or None when it holds none readable."""
+    """The CRL a ConfigMap holds, or None when it holds none readable (or it was too large for it)."""
     data = getattr(configmap, "data", None) or {}
     annotations = getattr(configmap.metadata, "annotations", None) or {}
     pem = data.get(CRL_DATA_KEY)
@@ -159,12 +214,14 @@ async def publish_crl(
     state: CRLState,
     der: bytes | None = None,
     executor: Executor | None = None,
-) -> PublishedCRL:
+) -> PublishedCRL | None:
     """Make the ConfigMap hold the CRL of ``state`` (signing it unless ``der`` is given).
 
-    Never replaces a CRL of a higher number; one of the same number signed by
-    the same CA is left as it is (so its bytes and ETag stay stable). Returns
-    what the ConfigMap holds afterwards.
+    ``state`` lists every entry (see :meth:`CRLState.with_archive`). Never
+    replaces a CRL of a higher number; one of the same number signed by the
+    same CA is left as it is (so its bytes and ETag stay stable). Returns the
+    CRL published for that number or a higher one, or None when a higher one
+    is published without its data.
     """
     fingerprint = fingerprint_sha256(authority.certificate)
     namespace = pki_namespace(key, settings)
@@ -172,7 +229,7 @@ async def publish_crl(
     core: Any = client.CoreV1Api(api)
     signed = der
 
-    async def attempt() -> PublishedCRL:
+    async def attempt() -> PublishedCRL | None:
         nonlocal signed
         try:
             existing = await core.read_namespaced_config_map(name, namespace)
@@ -180,26 +237,37 @@ async def publish_crl(
             if error.status != 404:
                 raise
             existing = None
-        if existing is not None:
-            current = published_from_configmap(existing)
-            if current is not None and (
-                current.number > state.number
-                or (current.number == state.number and current.ca_fingerprint == fingerprint)
-            ):
-                return current
+        marker = published_marker(existing) if existing is not None else None
+        if marker is not None:
+            number, current_fingerprint = marker
+            if number > state.number:
+                return published_from_configmap(existing)
+            if number == state.number and current_fingerprint == fingerprint:
+                current = published_from_configmap(existing)
+                if current is not None:
+                    return current
+                # Published without its data (too large for a ConfigMap): the same CRL, signed again.
+                if signed is None:
+                    signed = await asyncio.get_running_loop().run_in_executor(
+                        executor, render_crl, authority, state
+                    )
+                return PublishedCRL(signed, state.number, state.this_update, state.next_update, fingerprint)
         if signed is None:
             signed = await asyncio.get_running_loop().run_in_executor(executor, render_crl, authority, state)
         published = PublishedCRL(signed, state.number, state.this_update, state.next_update, fingerprint)
+        pem = crl_der_to_pem(signed)
+        annotations = {
+            CRL_NUMBER_ANNOTATION: str(state.number),
+            CA_FINGERPRINT_ANNOTATION: fingerprint,
+            THIS_UPDATE_ANNOTATION: _stamp(state.this_update),
+            NEXT_UPDATE_ANNOTATION: _stamp(state.next_update),
+            CRL_SIZE_ANNOTATION: str(len(signed)),
+        }
         metadata: dict[str, Any] = {
             "name": name,
             "namespace": namespace,
             "labels": _labels(key),
-            "annotations": {
-                CRL_NUMBER_ANNOTATION: str(state.number),
-                CA_FINGERPRINT_ANNOTATION: fingerprint,
-                THIS_UPDATE_ANNOTATION: _stamp(state.this_update),
-                NEXT_UPDATE_ANNOTATION: _stamp(state.next_update),
-            },
+            "annotations": annotations,
         }
         if issuer_body.get("metadata", {}).get("uid"):
             metadata["ownerReferences"] = [_owner_reference(issuer_body)]
@@ -207,7 +275,7 @@ async def publish_crl(
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": metadata,
-            "data": {CRL_DATA_KEY: crl_der_to_pem(signed)},
+            "data": {CRL_DATA_KEY: pem} if len(pem) <= MAX_CONFIGMAP_CRL_BYTES else {},
         }
         if existing is None:
             await core.create_namespaced_config_map(namespace, body)
@@ -215,10 +283,12 @@ async def publish_crl(
             metadata["resourceVersion"] = existing.metadata.resource_version
             await core.replace_namespaced_config_map(name, namespace, body)
         logger.info(
-            "published CRL number %d of issuer %s (%d entries)",
+            "published CRL number %d of issuer %s (%d entries, %d bytes%s)",
             state.number,
             key.label,
             len(state.entries),
+            len(signed),
+            "" if body["data"] else "; too large for its ConfigMap, served over HTTP only",
             extra=object_extra(issuer_body),
         )
         return published
@@ -340,9 +410,10 @@ async def load_signing_state(
 ) -> None:
     """Fill ``registry`` with what OCSP answers need for issuer ``key``, reading only.
 
-    The CA key pair, the revocation list from the issuer's status and, when
-    its Secret holds a valid one, the delegated responder. The authority is
-    set last: OCSP answers for an issuer only once its revocation list is known.
+    The CA key pair, the revocation list (the issuer's journal and its
+    archive), the issued serials and, when its Secret holds a valid one, the
+    delegated responder. The authority is set last: OCSP answers for an
+    issuer only once its revocation list is known.
     """
     body = await get_issuer(api, key)
     if body is None or not (body.get("spec") or {}).get("ca"):
@@ -356,6 +427,8 @@ async def load_signing_state(
     ca = await load_ca(api, settings, key, issuer, now, cached=(state.authority_version, state.authority))
     if ca.authority is None:
         return
+    await archive_for(api, settings, key, body, state)
+    await load_issued(api, settings, registry, key, body)
     registry.update_revoked(key, issuer.status)
     if state.responder is None or not responder_matches(state.responder, ca.authority):
         state.responder = await read_responder(api, settings, key, ca.authority, now)

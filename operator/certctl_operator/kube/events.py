@@ -27,7 +27,12 @@ logger = logging.getLogger("certctl.events")
 COMPONENT = "certctl-operator"
 MESSAGE_LIMIT = 1024
 CLUSTER_SCOPED_EVENT_NAMESPACE = "default"
-"""Events about cluster-scoped objects live here, where ``kubectl describe`` looks for them."""
+"""Events about cluster-scoped objects live here.
+
+For an object without a namespace the API server accepts a core/v1 Event only
+in ``default``. ``kubectl describe clusterissuer`` lists Events of every
+namespace by the object's kind, name, uid and empty namespace, so it shows them.
+"""
 
 NORMAL = "Normal"
 WARNING = "Warning"

@@ -116,6 +116,8 @@ class LeaderElector:
     observation: Observation | None = field(default=None, init=False)
     last_renewed: float | None = field(default=None, init=False)
     """Monotonic instant of the last successful write of this candidate's holding record."""
+    last_contact: float | None = field(default=None, init=False)
+    """Monotonic instant of the last successful read or write of the Lease (a live API server)."""
 
     def __post_init__(self) -> None:
         if self.leases is None:
@@ -125,14 +127,25 @@ class LeaderElector:
     def is_leader(self) -> bool:
         return self.observation is not None and self.observation.record.holder == self.identity
 
+    @property
+    def holder(self) -> str:
+        """Who holds the Lease as last read ("" when nobody, or not read yet)."""
+        return self.observation.record.holder if self.observation is not None else ""
+
+    def able_to_take_over(self) -> bool:
+        """The readiness of a standby: it reached the API server within the last lease duration."""
+        return policy.able_to_take_over(self.last_contact, self.monotonic(), self.timings)
+
     async def _read(self) -> Observation | None:
         try:
             lease = await self.leases.read_namespaced_lease(self.name, self.namespace)
         except ApiException as error:
             if error.status == 404:
+                self.last_contact = self.monotonic()
                 self.observation = None
                 return None
             raise
+        self.last_contact = self.monotonic()
         self.observation = policy.observe(
             self.observation, record_of(lease), lease.metadata.resource_version, self.wall_clock()
         )

@@ -1,11 +1,55 @@
-"""Reading and writing what a revocation touches: issuers, certificates, their Secrets.
+"""Reading and writing what a revocation touches: issuers, their revocation lists, certificates.
 
-The one write that revokes is :func:`record_revocation`: the issuer's whole
-CRL state (list, number, dates) is replaced in a single status update that
-carries the resourceVersion it was computed from. A concurrent writer makes it
-fail with 409 Conflict, and it is computed again from a fresh read; a serial
-already on the list makes it a no-op. So a serial is listed at most once,
-never removed before its certificate expired, and the CRL number only grows.
+Storage
+-------
+An issuer's revocation list is its *head* (the issuer's status: CRL number
+and dates, ``revocationArchiveGeneration``, and the journal of newest entries
+in ``revokedCertificates``) plus its *archive*: :data:`SHARD_COUNT` ConfigMaps
+``<issuer>-revoked-00`` ... ``-15`` next to the issuer (a ClusterIssuer's in the
+operator namespace, named ``<issuer>-cluster-revoked-NN``), an entry in the
+shard its serial hashes to (:func:`policy.revocation.shard_index`). The list
+is the union of journal and archive. ``<issuer>-issued-NN`` hold the serials
+the issuer issued, for OCSP.
+
+The three writes
+----------------
+1. **Revoking** (:func:`record_revocation`) is one write: the head, replaced
+   with the entry added to the journal and the next CRL number, guarded by
+   the resourceVersion it was computed from. Before it, the head is read and
+   then the serial's shard: a serial found in either is not listed again.
+   Reading the head first makes that check complete: an entry leaves the
+   journal only in a head write that comes after its shard write (3.), so an
+   entry gone from the head that was read was in its shard before the shard
+   is read. A concurrent revocation changes the head and makes this write
+   fail with 409 Conflict; it is computed again from fresh reads. So a serial
+   is listed at most once and the CRL number only grows; a crash before the
+   write leaves nothing, after it the revocation is complete.
+2. **A new CRL without a revocation** (refresh, expiries, new CA key) is the
+   same guarded head write without an entry.
+3. **Moving the journal to the archive** (:func:`archive_journal`) is two
+   steps. (a) Each shard that receives entries is replaced with its entries
+   plus the moving ones, guarded by its own resourceVersion (or created; a
+   concurrent create fails with 409). Entries already there are left as
+   they are, so repeating (a) changes nothing. (b) The head is written with
+   the moved entries removed from the journal and the generation one higher,
+   guarded by the resourceVersion read before (a). A crash or conflict
+   between (a) and (b) leaves the entries in both places: the union is the
+   same list, and the next move finds them archived and only does (b). No
+   step removes an entry from the last place that holds it, and none adds or
+   changes a CRL number, so the CRL of each number stays what it was.
+4. **Pruning** (:func:`prune_archive`) replaces a shard, guarded, without the
+   entries whose certificate expired more than one refresh interval before
+   the current CRL's thisUpdate: neither that CRL, signed again, nor a later
+   one lists them, so deleting them changes no CRL, and a crash before or
+   after the write leaves a correct list.
+
+Readers keep the archive in memory, with the generation it was read at; a
+head with a higher generation means entries moved since, and the archive is
+read again before the journal that lacks them is trusted (see
+:mod:`certctl_operator.web.pki_state`). A shard that cannot be decoded stops
+the operation that reads it (it is retried and logged) instead of dropping
+revocations. A shard owned by an earlier issuer of the same name (its
+ownerReference names another uid) counts as empty and is overwritten.
 """
 
 from __future__ import annotations
@@ -13,8 +57,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Executor
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -34,10 +77,30 @@ from certctl_operator.api import (
     set_condition,
     status_patch,
 )
-from certctl_operator.durations import parse_duration
 from certctl_operator.logs import object_extra
 from certctl_operator.pki import PKIError, SigningAuthority, load_signing_authority
-from certctl_operator.policy.revocation import CRLState, IssuerKey, find_entry, next_crl, normalize_serial
+from certctl_operator.policy.renewal import object_name
+from certctl_operator.policy.revocation import (
+    ISSUED_SHARD_KEY,
+    MAX_SHARD_BYTES,
+    REVOKED_SHARD_KEY,
+    SHARD_COUNT,
+    ArchivedEntry,
+    CRLState,
+    IssuerKey,
+    ListEntry,
+    RevocationListFull,
+    decode_issued,
+    decode_revoked,
+    encode_issued,
+    encode_revoked,
+    find_entry,
+    merge_issued,
+    merge_revoked,
+    next_crl,
+    normalize_serial,
+    shard_index,
+)
 from certctl_operator.settings import Settings
 
 logger = logging.getLogger("certctl.revocation")
@@ -215,7 +278,7 @@ async def load_ca(
 def crl_timing(issuer: Issuer | ClusterIssuer) -> tuple[timedelta, timedelta]:
     """(validity, refresh interval) of the issuer's CRLs."""
     settings = issuer.spec.crl_settings
-    return parse_duration(settings.validity), parse_duration(settings.refresh_interval)
+    return settings.validity_delta, settings.refresh_interval_delta
 
 
 @dataclass(frozen=True)
@@ -226,34 +289,28 @@ class Recorded:
     newly_listed: bool
     issuer_body: dict[str, Any]
     crl: CRLState | None
-    """The CRL state written, when this call changed the list."""
-    crl_der: bytes | None
-    """That CRL, signed, when this call changed the list."""
-
-
-SignCRL = Callable[[CRLState], bytes]
+    """The head's CRL state written, when this call changed the list (journal entries only)."""
 
 
 async def record_revocation(
     api: Any,
+    settings: Settings,
     key: IssuerKey,
     entry: RevokedCertificate,
     now: Callable[[], datetime],
-    sign: SignCRL,
-    executor: Executor | None = None,
     floor: Callable[[], int | None] = lambda: None,
+    archived: Callable[[list[RevokedCertificate], int], None] = lambda entries, generation: None,
 ) -> Recorded:
-    """List ``entry`` on the issuer's revocation list, exactly once.
+    """List ``entry`` on the issuer's revocation list, exactly once (write 1 of the module notes).
 
-    Reads the issuer; when the serial is listed already, returns that entry
-    untouched. Otherwise computes the next CRL state (the entry added with
-    the new CRL number, expired entries dropped), signs that CRL, and writes
-    the state in one resourceVersion-guarded status update; a conflict starts
-    over from a fresh read. ``sign`` runs in ``executor``: a CRL of thousands
-    of entries takes a while to sign.
+    Reads the head, then the serial's shard; when the serial is listed in
+    either, returns that entry untouched. Otherwise computes the next CRL
+    state (the entry added to the journal with the new CRL number, expired
+    journal entries dropped) and writes the head in one resourceVersion-guarded
+    update; a conflict starts over from fresh reads. A full journal is moved
+    to the archive first (``archived`` hears of what moved, as in
+    :func:`archive_journal`).
     """
-    loop = asyncio.get_running_loop()
-
     read: dict[str, Any] = {}
 
     async def attempt() -> Recorded:
@@ -263,18 +320,32 @@ async def record_revocation(
         issuer = issuer_class(key).from_body(body)
         existing = find_entry(issuer.status, entry.serial_number)
         if existing is not None:
-            return Recorded(existing, False, body, None, None)
+            return Recorded(existing, False, body, None)
+        shard = await read_shard(
+            api, settings, key, REVOKED_SHARD_KEY, shard_index(entry.serial_number), body
+        )
+        listed = decode_revoked(shard.text).get(entry.serial_number)
+        if listed is not None:
+            return Recorded(listed.as_revoked_certificate(), False, body, None)
         validity, refresh = crl_timing(issuer)
         state = next_crl(issuer.status, now(), validity, refresh, add=entry, floor=floor())
-        der = await loop.run_in_executor(executor, sign, state)
         patch = guarded(body["metadata"]["resourceVersion"], state.status_fields())
         written = await patch_issuer_status(api, key, patch)
         assert state.added is not None
-        return Recorded(state.added, True, written, state, der)
+        return Recorded(state.added, True, written, state)
 
-    return await retry_on_conflict(
-        attempt, f"recording a revocation on issuer {key.label}", lambda: read.get("body")
-    )
+    what = f"recording a revocation on issuer {key.label}"
+    try:
+        return await retry_on_conflict(attempt, what, lambda: read.get("body"))
+    except RevocationListFull as full:
+        try:
+            moved = await archive_journal(api, settings, key)
+        except ArchiveFull as error:
+            raise RevocationListFull(f"{full}, and {error}") from None
+        if moved is not None:
+            archived(*moved)
+        # Moved now or by a concurrent move: once more, and a journal still full stays an error.
+        return await retry_on_conflict(attempt, what, lambda: read.get("body"))
 
 
 async def advance_crl(
@@ -282,37 +353,309 @@ async def advance_crl(
     key: IssuerKey,
     due: Callable[[Issuer | ClusterIssuer], bool],
     now: Callable[[], datetime],
-    sign: SignCRL,
-    executor: Executor | None = None,
     floor: Callable[[], int | None] = lambda: None,
-) -> tuple[dict[str, Any], CRLState | None, bytes | None]:
+) -> tuple[dict[str, Any], CRLState | None]:
     """Move the issuer to its next CRL when ``due`` says so (a refresh, a changed CA, expiries).
 
-    Same guarded write as :func:`record_revocation`, without adding an entry.
-    Returns the issuer body after the call and, when a new CRL was started,
-    its state and signed DER.
+    Same guarded head write as :func:`record_revocation`, without adding an
+    entry. Returns the issuer body after the call and, when a new CRL was
+    started, its state (journal entries only).
     """
-    loop = asyncio.get_running_loop()
-
     read: dict[str, Any] = {}
 
-    async def attempt() -> tuple[dict[str, Any], CRLState | None, bytes | None]:
+    async def attempt() -> tuple[dict[str, Any], CRLState | None]:
         body = read["body"] = await get_issuer(api, key)
         if body is None:
             raise IssuerGone(f"issuer {key.label} was deleted")
         issuer = issuer_class(key).from_body(body)
         if not due(issuer):
-            return body, None, None
+            return body, None
         validity, refresh = crl_timing(issuer)
         state = next_crl(issuer.status, now(), validity, refresh, floor=floor())
-        der = await loop.run_in_executor(executor, sign, state)
         written = await patch_issuer_status(
             api, key, guarded(body["metadata"]["resourceVersion"], state.status_fields())
         )
-        return written, state, der
+        return written, state
 
     return await retry_on_conflict(
         attempt, f"starting the next CRL of issuer {key.label}", lambda: read.get("body")
+    )
+
+
+# --------------------------------------------------------------------------- the archive
+
+
+class ArchiveFull(Exception):
+    """A shard cannot take more entries within the ConfigMap size limit."""
+
+
+def shard_name(key: IssuerKey, store: str, index: int) -> str:
+    """``<issuer>-revoked-NN`` / ``<issuer>-issued-NN``; a ClusterIssuer's add ``cluster-``."""
+    kind = "revoked" if store == REVOKED_SHARD_KEY else "issued"
+    return object_name(key.name, f"cluster-{kind}" if key.cluster else kind, f"{index:02d}")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One shard as read: its entries' text ("" when absent or left by an earlier issuer)."""
+
+    name: str
+    text: str
+    resource_version: str | None
+    """None when the ConfigMap does not exist."""
+
+
+def _owner_uid(configmap: Any) -> str | None:
+    for owner in getattr(configmap.metadata, "owner_references", None) or []:
+        if owner.kind in (Issuer.KIND, ClusterIssuer.KIND):
+            return str(owner.uid)
+    return None
+
+
+async def read_shard(
+    api: Any, settings: Settings, key: IssuerKey, store: str, index: int, issuer_body: Mapping[str, Any]
+) -> Shard:
+    """Shard ``index`` of ``store`` (:data:`REVOKED_SHARD_KEY` or :data:`ISSUED_SHARD_KEY`)."""
+    name = shard_name(key, store, index)
+    try:
+        configmap = await _core(api).read_namespaced_config_map(name, pki_namespace(key, settings))
+    except ApiException as error:
+        if error.status == 404:
+            return Shard(name, "", None)
+        raise
+    uid = (issuer_body.get("metadata") or {}).get("uid")
+    owner = _owner_uid(configmap)
+    if uid and owner and owner != uid:
+        return Shard(name, "", configmap.metadata.resource_version)
+    return Shard(name, (configmap.data or {}).get(store, ""), configmap.metadata.resource_version)
+
+
+async def read_store(
+    api: Any, settings: Settings, key: IssuerKey, store: str, issuer_body: Mapping[str, Any]
+) -> list[Shard]:
+    """Every shard of ``store``, read one after the other (a GET each: no list permission needed)."""
+    return [await read_shard(api, settings, key, store, index, issuer_body) for index in range(SHARD_COUNT)]
+
+
+async def read_archive(
+    api: Any, settings: Settings, key: IssuerKey, issuer_body: Mapping[str, Any]
+) -> dict[str, ArchivedEntry]:
+    """Every archived revocation of the issuer, by serial."""
+    entries: dict[str, ArchivedEntry] = {}
+    for shard in await read_store(api, settings, key, REVOKED_SHARD_KEY, issuer_body):
+        try:
+            entries.update(decode_revoked(shard.text))
+        except ValueError as error:
+            raise ValueError(f"ConfigMap {shard.name}: {error}") from None
+    return entries
+
+
+async def read_issued(
+    api: Any, settings: Settings, key: IssuerKey, issuer_body: Mapping[str, Any]
+) -> dict[str, datetime]:
+    """Every issued serial of the issuer still recorded, with its notAfter."""
+    serials: dict[str, datetime] = {}
+    for shard in await read_store(api, settings, key, ISSUED_SHARD_KEY, issuer_body):
+        try:
+            serials.update(decode_issued(shard.text))
+        except ValueError as error:
+            raise ValueError(f"ConfigMap {shard.name}: {error}") from None
+    return serials
+
+
+async def lookup_revoked(
+    api: Any, settings: Settings, key: IssuerKey, issuer_body: Mapping[str, Any], serials: Iterable[str]
+) -> list[ListEntry]:
+    """The list entries (journal or archive) of ``serials``, reading only the shards they hash to."""
+    wanted = set()
+    for serial in serials:
+        try:
+            wanted.add(normalize_serial(serial))
+        except ValueError:
+            continue
+    status = issuer_class(key).from_body(dict(issuer_body)).status
+    found: dict[str, ListEntry] = {
+        e.serial_number: e for e in status.revoked_certificates if e.serial_number in wanted
+    }
+    for index in sorted({shard_index(serial) for serial in wanted - found.keys()}):
+        shard = await read_shard(api, settings, key, REVOKED_SHARD_KEY, index, issuer_body)
+        for serial, entry in decode_revoked(shard.text).items():
+            if serial in wanted:
+                found.setdefault(serial, entry)
+    return list(found.values())
+
+
+async def write_shard(
+    api: Any,
+    settings: Settings,
+    key: IssuerKey,
+    store: str,
+    shard: Shard,
+    text: str,
+    issuer_body: Mapping[str, Any],
+) -> None:
+    """Replace (or create) ``shard`` with ``text``, guarded by the resourceVersion it was read at."""
+    if len(text.encode("ascii")) > MAX_SHARD_BYTES:
+        raise ArchiveFull(
+            f"ConfigMap {shard.name} would exceed {MAX_SHARD_BYTES} bytes: the issuer {key.label} "
+            "holds as many unexpired serials as its shards take"
+        )
+    metadata: dict[str, Any] = {
+        "name": shard.name,
+        "namespace": pki_namespace(key, settings),
+        "labels": {
+            "app.kubernetes.io/managed-by": "certctl-operator",
+            ISSUER_NAME_ANNOTATION: key.name[:63],
+            ISSUER_KIND_ANNOTATION: key.kind.value,
+        },
+    }
+    issuer_metadata = issuer_body.get("metadata") or {}
+    if issuer_metadata.get("uid"):
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                "kind": issuer_body.get("kind") or (ClusterIssuer.KIND if key.cluster else Issuer.KIND),
+                "name": issuer_metadata.get("name"),
+                "uid": issuer_metadata["uid"],
+            }
+        ]
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {store: text}}
+    if shard.resource_version is None:
+        await _core(api).create_namespaced_config_map(metadata["namespace"], body)
+    else:
+        metadata["resourceVersion"] = shard.resource_version
+        await _core(api).replace_namespaced_config_map(shard.name, metadata["namespace"], body)
+
+
+async def archive_journal(
+    api: Any, settings: Settings, key: IssuerKey
+) -> tuple[list[RevokedCertificate], int] | None:
+    """Move the journal to the archive (write 3 of the module notes).
+
+    Returns (the entries moved, the new generation), or None when the issuer
+    is gone or its journal was empty.
+    """
+    read: dict[str, Any] = {}
+
+    async def attempt() -> tuple[list[RevokedCertificate], int] | None:
+        body = read["body"] = await get_issuer(api, key)
+        if body is None:
+            return None
+        issuer = issuer_class(key).from_body(body)
+        journal = list(issuer.status.revoked_certificates)
+        if not journal:
+            return None
+        _, grace = crl_timing(issuer)
+        by_shard: dict[int, list[RevokedCertificate]] = {}
+        for entry in journal:
+            by_shard.setdefault(shard_index(entry.serial_number), []).append(entry)
+        for index, moving in sorted(by_shard.items()):
+            shard = await read_shard(api, settings, key, REVOKED_SHARD_KEY, index, body)
+            before = decode_revoked(shard.text)
+            after = merge_revoked(before, moving, issuer.status.crl_this_update, grace)
+            if after.keys() != before.keys():
+                await write_shard(
+                    api, settings, key, REVOKED_SHARD_KEY, shard, encode_revoked(after.values()), body
+                )
+        generation = (issuer.status.revocation_archive_generation or 0) + 1
+        await patch_issuer_status(
+            api,
+            key,
+            guarded(
+                body["metadata"]["resourceVersion"],
+                {"revokedCertificates": [], "revocationArchiveGeneration": generation},
+            ),
+        )
+        logger.info(
+            "moved %d revocations of issuer %s to its revocation-list ConfigMaps (generation %d)",
+            len(journal),
+            key.label,
+            generation,
+            extra=object_extra(body),
+        )
+        return journal, generation
+
+    return await retry_on_conflict(
+        attempt, f"archiving the revocations of issuer {key.label}", lambda: read.get("body")
+    )
+
+
+async def prune_archive(
+    api: Any,
+    settings: Settings,
+    key: IssuerKey,
+    serials: Iterable[str],
+    crl_this_update: datetime,
+    grace: timedelta,
+) -> list[str]:
+    """Delete from the archive those of ``serials`` no CRL lists any more (write 4 of the module notes).
+
+    Reads each shard the serials hash to and drops every entry that the CRL
+    issued at ``crl_this_update`` (one already published) and every later
+    one leave out. Returns the serials deleted.
+    """
+    read: dict[str, Any] = {}
+    shards = sorted({shard_index(serial) for serial in serials})
+
+    async def attempt() -> list[str]:
+        body = read["body"] = await get_issuer(api, key)
+        if body is None:
+            return []
+        deleted: list[str] = []
+        for index in shards:
+            shard = await read_shard(api, settings, key, REVOKED_SHARD_KEY, index, body)
+            before = decode_revoked(shard.text)
+            after = merge_revoked(before, (), crl_this_update, grace)
+            if after.keys() != before.keys():
+                await write_shard(
+                    api, settings, key, REVOKED_SHARD_KEY, shard, encode_revoked(after.values()), body
+                )
+                deleted.extend(before.keys() - after.keys())
+        if deleted:
+            logger.info(
+                "deleted %d expired revocations of issuer %s from its revocation-list ConfigMaps",
+                len(deleted),
+                key.label,
+                extra=object_extra(body),
+            )
+        return deleted
+
+    return await retry_on_conflict(
+        attempt, f"pruning the revocations of issuer {key.label}", lambda: read.get("body")
+    )
+
+
+async def record_issued(
+    api: Any,
+    settings: Settings,
+    key: IssuerKey,
+    serial: str,
+    not_after: datetime,
+    now: Callable[[], datetime],
+) -> bool:
+    """Add ``serial`` to the issuer's issued-serials shards; True when it was written now.
+
+    One guarded replace of the serial's shard, which also drops expired
+    serials from it; repeating it changes nothing. Issuers without a CA key
+    pair (selfSigned) have no OCSP responder and record nothing.
+    """
+    wanted = normalize_serial(serial)
+    read: dict[str, Any] = {}
+
+    async def attempt() -> bool:
+        body = read["body"] = await get_issuer(api, key)
+        if body is None or not (body.get("spec") or {}).get("ca"):
+            return False
+        shard = await read_shard(api, settings, key, ISSUED_SHARD_KEY, shard_index(wanted), body)
+        before = decode_issued(shard.text)
+        if wanted in before:
+            return False
+        after = merge_issued(before, {wanted: not_after}, now())
+        await write_shard(api, settings, key, ISSUED_SHARD_KEY, shard, encode_issued(after), body)
+        return True
+
+    return await retry_on_conflict(
+        attempt, f"recording an issued serial of issuer {key.label}", lambda: read.get("body")
     )
 
 

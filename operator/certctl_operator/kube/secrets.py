@@ -6,6 +6,12 @@ and its labels and annotations, a label or annotation dropped from
 ``secretTemplate`` disappears from the Secret, and whatever other tools add
 to the Secret is left alone. An apply carries the resourceVersion the
 operator read, so a Secret changed in between is never overwritten blindly.
+
+A Secret that does not exist yet is created with a plain create, never by an
+apply (which would replace a Secret created meanwhile by someone else): of
+several writers racing for one name exactly one succeeds, the others get
+409 AlreadyExists. The fields the create set are then handed to the apply
+manager, so later applies own them as if an apply had created the Secret.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from certctl_operator.policy.issuers import SecretSnapshot
 
 FIELD_MANAGER = "certctl-operator"
 APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def _decode(value: object) -> bytes:
@@ -59,6 +66,73 @@ async def read_secret(api: Any, namespace: str, name: str) -> SecretSnapshot | N
     return snapshot(api.sanitize_for_serialization(secret))
 
 
+def _secret_body(
+    namespace: str,
+    name: str,
+    *,
+    secret_type: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    data: Mapping[str, bytes],
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels),
+            "annotations": dict(annotations),
+        },
+        "type": secret_type,
+        "data": {key: base64.b64encode(value).decode("ascii") for key, value in data.items()},
+    }
+
+
+async def create_secret(
+    api: Any,
+    namespace: str,
+    name: str,
+    *,
+    secret_type: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    data: Mapping[str, bytes],
+) -> SecretSnapshot:
+    """Create the Secret, which must not exist; fails with 409 when any Secret of that name does.
+
+    Returns what the API server stored.
+    """
+    body = _secret_body(
+        namespace, name, secret_type=secret_type, labels=labels, annotations=annotations, data=data
+    )
+    core: Any = client.CoreV1Api(api)
+    created = api.sanitize_for_serialization(
+        await core.create_namespaced_secret(namespace, body, field_manager=FIELD_MANAGER)
+    )
+    metadata = created.get("metadata") or {}
+    entries = [dict(entry) for entry in metadata.get("managedFields") or []]
+    ours = [e for e in entries if e.get("manager") == FIELD_MANAGER and e.get("operation") == "Update"]
+    if not ours:
+        return snapshot(created)
+    # A create is recorded as an "Update" of the field manager; applies are a manager of their own, which
+    # would then share the fields and never remove a label or annotation dropped from secretTemplate.
+    for entry in ours:
+        entry["operation"] = "Apply"
+        entry.pop("time", None)
+    handover = {"metadata": {"resourceVersion": metadata.get("resourceVersion"), "managedFields": entries}}
+    try:
+        result = await core.patch_namespaced_secret(
+            name, namespace, handover, field_manager=FIELD_MANAGER, _content_type=MERGE_PATCH
+        )
+    except ApiException as error:
+        if error.status in (404, 409):
+            # Changed or deleted meanwhile: the Secret as created is what this call did.
+            return snapshot(created)
+        raise
+    return snapshot(api.sanitize_for_serialization(result))
+
+
 async def apply_secret(
     api: Any,
     namespace: str,
@@ -73,23 +147,14 @@ async def apply_secret(
     """Create or update the Secret by server-side apply; returns what the API server stored.
 
     With ``resource_version`` the apply fails with 409 Conflict when the Secret
-    changed since it was read; without it the Secret is created (or taken over).
+    changed since it was read; without it the Secret is created or replaced, so
+    a Secret not read first is written with :func:`create_secret` instead.
     """
-    metadata: dict[str, Any] = {
-        "name": name,
-        "namespace": namespace,
-        "labels": dict(labels),
-        "annotations": dict(annotations),
-    }
+    body = _secret_body(
+        namespace, name, secret_type=secret_type, labels=labels, annotations=annotations, data=data
+    )
     if resource_version is not None:
-        metadata["resourceVersion"] = resource_version
-    body = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": metadata,
-        "type": secret_type,
-        "data": {key: base64.b64encode(value).decode("ascii") for key, value in data.items()},
-    }
+        body["metadata"]["resourceVersion"] = resource_version
     core: Any = client.CoreV1Api(api)
     result = await core.patch_namespaced_secret(
         name, namespace, body, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH
@@ -109,4 +174,4 @@ async def delete_secret(api: Any, namespace: str, name: str, *, uid: str | None 
     return True
 
 
-__all__ = ["FIELD_MANAGER", "apply_secret", "delete_secret", "read_secret", "snapshot"]
+__all__ = ["FIELD_MANAGER", "apply_secret", "create_secret", "delete_secret", "read_secret", "snapshot"]

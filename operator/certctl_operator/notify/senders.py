@@ -50,6 +50,8 @@ import aiosmtplib
 import httpx
 
 from certctl_operator import __version__
+from certctl_operator.notify.egress import EgressPolicy, EgressRefused
+from certctl_operator.notify.egress_transport import EgressCheckingTransport, connect_checked
 from certctl_operator.notify.payload import (
     DEFAULT_SUBJECT_PREFIX,
     JSONObject,
@@ -182,15 +184,24 @@ class DeliveryResult:
     detail: str
     status_code: int | None = None
     error: DeliveryError | None = None
+    egress_refusal: str | None = None
+    """Set when the egress policy refused the destination: the refusal, naming host and address."""
 
     @classmethod
     def success(cls, duration: timedelta, detail: str, status_code: int | None = None) -> DeliveryResult:
         return cls(ok=True, duration=duration, detail=detail, status_code=status_code)
 
     @classmethod
-    def failure(cls, duration: timedelta, error: DeliveryError) -> DeliveryResult:
+    def failure(
+        cls, duration: timedelta, error: DeliveryError, *, egress_refusal: str | None = None
+    ) -> DeliveryResult:
         return cls(
-            ok=False, duration=duration, detail=error.message, status_code=error.status_code, error=error
+            ok=False,
+            duration=duration,
+            detail=error.message,
+            status_code=error.status_code,
+            error=error,
+            egress_refusal=egress_refusal,
         )
 
 
@@ -376,13 +387,25 @@ def ssl_context_for(ca_bundle: str) -> ssl.SSLContext:
         raise InvalidCABundle("the CA bundle is not valid PEM certificate data") from exc
 
 
-def _default_client(verify: ssl.SSLContext | None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        verify=verify if verify is not None else True,
-        follow_redirects=False,
-        headers={"User-Agent": USER_AGENT},
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-    )
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+
+
+def _default_client(verify: ssl.SSLContext | None, egress: EgressPolicy | None = None) -> httpx.AsyncClient:
+    """A client verifying with ``verify`` (the system trust store when None).
+
+    With an egress policy every connection is checked on the address it goes
+    to; such a client ignores proxy environment variables, since a proxy
+    would connect on its behalf, out of the policy's sight.
+    """
+    if egress is None:
+        return httpx.AsyncClient(
+            verify=verify if verify is not None else True,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
+            limits=_LIMITS,
+        )
+    transport = EgressCheckingTransport(egress, verify=verify if verify is not None else True, limits=_LIMITS)
+    return httpx.AsyncClient(transport=transport, follow_redirects=False, headers={"User-Agent": USER_AGENT})
 
 
 class HttpClientPool:
@@ -397,8 +420,9 @@ class HttpClientPool:
         client: httpx.AsyncClient | None = None,
         *,
         client_factory: Callable[[ssl.SSLContext | None], httpx.AsyncClient] | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
-        self._factory = client_factory or _default_client
+        self._factory = client_factory or (lambda verify: _default_client(verify, egress))
         self._owned: list[httpx.AsyncClient] = []
         if client is None:
             client = self._factory(None)
@@ -480,6 +504,14 @@ async def post_json(
         failure = DeliveryError(ErrorKind.CONFIGURATION, text)
     except httpx.InvalidURL:
         failure = DeliveryError(ErrorKind.CONFIGURATION, "invalid URL")
+    except EgressRefused as denial:
+        failure = DeliveryError(ErrorKind.CONFIGURATION, str(denial))
+        return DeliveryResult.failure(
+            _elapsed(started), _scrubbed(failure, hidden), egress_refusal=_scrub(denial.problem, hidden)
+        )
+    except httpx.LocalProtocolError:
+        # The request itself is malformed (a header with a line break): sending again cannot help.
+        failure = DeliveryError(ErrorKind.CONFIGURATION, f"invalid HTTP request header ({target})")
     except (httpx.TransportError, OSError) as exc:
         failure = network_error(exc, target)
     except Exception as exc:
@@ -591,8 +623,10 @@ def _address(value: str) -> str:
     return parseaddr(value)[1] or value
 
 
-async def send_email(channel: EmailChannel, message: Message) -> DeliveryResult:
-    """Send a plain-text email through the channel's SMTP relay."""
+async def send_email(
+    channel: EmailChannel, message: Message, *, egress: EgressPolicy | None = None
+) -> DeliveryResult:
+    """Send a plain-text email through the channel's SMTP relay (connected as ``egress`` permits)."""
     started = time.monotonic()
     target = f"{channel.host}:{channel.effective_port}"
     secrets = [channel.password]
@@ -626,21 +660,34 @@ async def send_email(channel: EmailChannel, message: Message) -> DeliveryResult:
     seconds = channel.timeout.total_seconds()
     try:
         async with asyncio.timeout(seconds):
-            refused, _reply = await aiosmtplib.send(
-                email,
-                sender=_address(channel.sender),
-                recipients=[_address(recipient) for recipient in channel.recipients],
-                hostname=channel.host,
-                port=channel.effective_port,
-                username=channel.username,
-                password=channel.password,
-                timeout=seconds,
-                use_tls=channel.security is SmtpSecurity.TLS,
-                start_tls=channel.security is SmtpSecurity.STARTTLS,
-                tls_context=tls_context,
-            )
+            # With a policy the socket is connected here, to a checked address; the
+            # host name still names the server for TLS verification.
+            sock = await connect_checked(egress, channel.host, channel.effective_port) if egress else None
+            try:
+                refused, _reply = await aiosmtplib.send(
+                    email,
+                    sender=_address(channel.sender),
+                    recipients=[_address(recipient) for recipient in channel.recipients],
+                    hostname=channel.host,
+                    port=channel.effective_port if sock is None else None,
+                    sock=sock,
+                    username=channel.username,
+                    password=channel.password,
+                    timeout=seconds,
+                    use_tls=channel.security is SmtpSecurity.TLS,
+                    start_tls=channel.security is SmtpSecurity.STARTTLS,
+                    tls_context=tls_context,
+                )
+            finally:
+                if sock is not None:
+                    sock.close()  # a no-op when the SMTP client closed it already
     except asyncio.CancelledError:
         raise
+    except EgressRefused as denial:
+        error = DeliveryError(ErrorKind.CONFIGURATION, str(denial))
+        return DeliveryResult.failure(
+            _elapsed(started), _scrubbed(error, secrets), egress_refusal=_scrub(denial.problem, secrets)
+        )
     except Exception as exc:
         return fail(_smtp_error(exc, target, channel.timeout))
 
@@ -658,13 +705,16 @@ async def send_email(channel: EmailChannel, message: Message) -> DeliveryResult:
 class Notifier:
     """Deliver a message to any kind of channel, sharing HTTP connection pools."""
 
-    def __init__(self, http: HttpClientPool, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, http: HttpClientPool, *, clock: Clock | None = None, egress: EgressPolicy | None = None
+    ) -> None:
         self._http = http
         self._clock = clock or _utcnow
+        self._egress = egress
 
     async def deliver(self, channel: Channel, message: Message) -> DeliveryResult:
         if isinstance(channel, EmailChannel):
-            return await send_email(channel, message)
+            return await send_email(channel, message, egress=self._egress)
         started = time.monotonic()
         try:
             client = self._http.client_for(channel.ca_bundle)

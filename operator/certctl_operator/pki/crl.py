@@ -205,15 +205,8 @@ def build_crl(
     this_update = utc_seconds(now)
     next_update = this_update + validity
 
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(authority.subject)
-        .last_update(this_update)
-        .next_update(next_update)
-        .add_extension(x509.CRLNumber(crl_number), critical=False)
-        .add_extension(authority.authority_key_identifier(), critical=False)
-    )
     seen: set[int] = set()
+    revoked_certificates = []
     for entry in sorted(entries, key=lambda e: e.serial):
         if entry.serial in seen:
             raise InvalidRevocationError(f"serial {entry.serial_hex} is listed more than once")
@@ -223,7 +216,19 @@ def build_crl(
         )
         if entry.reason is not UNSPECIFIED or explicit_unspecified:
             revoked = revoked.add_extension(x509.CRLReason(entry.reason.flag), critical=False)
-        builder = builder.add_revoked_certificate(revoked.build())
+        revoked_certificates.append(revoked.build())
+    # The whole list goes to the constructor at once: adding entries one by one copies the list
+    # each time, which makes a CRL of 100,000 entries take minutes instead of about a second.
+    builder = x509.CertificateRevocationListBuilder(
+        issuer_name=authority.subject,
+        last_update=this_update,
+        next_update=next_update,
+        extensions=[
+            x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(crl_number)),
+            x509.Extension(x509.AuthorityKeyIdentifier.oid, False, authority.authority_key_identifier()),
+        ],
+        revoked_certificates=revoked_certificates,
+    )
     crl = builder.sign(authority.private_key, authority.hash_algorithm)
     return crl.public_bytes(Encoding.DER)
 

@@ -26,9 +26,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from pydantic import ValidationError
 
 from certctl_operator import API_GROUP
 from certctl_operator.api.certificate import (
@@ -90,6 +92,8 @@ ANNOTATION_REVISION = f"{API_GROUP}/revision"
 ANNOTATION_REQUEST_HASH = f"{API_GROUP}/request-hash"
 ANNOTATION_RENEW_REQUEST = f"{API_GROUP}/renew-request"
 LABEL_MANAGED_BY_CERTIFICATE = f"{API_GROUP}/managed-by-certificate"
+ANNOTATION_ALLOW_TAKEOVER = f"{API_GROUP}/allow-takeover-by"
+"""On a Secret the operator did not write: the ManagedCertificate allowed to replace its contents."""
 
 OUR_ANNOTATIONS = (
     ANNOTATION_CERTIFICATE_NAME,
@@ -188,7 +192,12 @@ def key_spec_for(spec: ManagedCertificateSpec) -> KeySpec:
 
 
 def key_encoding_for(spec: ManagedCertificateSpec) -> KeyEncoding:
-    return KeyEncoding(spec.key.encoding.value)
+    """The encoding tls.key is written in and compared against: the spec's, else the algorithm's own.
+
+    An unset encoding is PKCS1 for RSA and ECDSA, which is what the schema used to fill
+    in, so certificates issued before the default moved are not reissued for it.
+    """
+    return KeyEncoding(spec.key.effective_encoding.value)
 
 
 def build_request(
@@ -235,13 +244,56 @@ def spec_problems(spec: ManagedCertificateSpec, namespace: str, minimum_duration
             f"{format_duration(minimum_duration)}"
         )
     key = spec.key
-    if key.algorithm is PrivateKeyAlgorithm.ED25519 and key.encoding is PrivateKeyEncoding.PKCS1:
-        problems.append("Ed25519 private keys have no PKCS1 encoding: set privateKey.encoding to PKCS8")
+    if key.algorithm is PrivateKeyAlgorithm.ED25519 and key.effective_encoding is PrivateKeyEncoding.PKCS1:
+        # The model refuses this already; kept for specs built without validation.
+        problems.append(
+            "Ed25519 private keys have no PKCS1 encoding: leave privateKey.encoding unset or set it to PKCS8"
+        )
     try:
         validate_request(build_request(spec, namespace))
     except InvalidRequestError as error:
         problems.append(error.message)
     return problems
+
+
+def spec_error_message(error: ValidationError) -> str:
+    """A ManagedCertificate the models refuse, one ``path: reason`` per problem (no input values).
+
+    Such an object was stored before the CRD refused it (an older, looser
+    schema); the message tells its owner what to change.
+    """
+    parts = []
+    for detail in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in detail["loc"])
+        reason = str(detail["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {reason}" if where else reason)
+    return "invalid spec: " + "; ".join(parts)
+
+
+def status_unreadable(
+    body: Mapping[str, Any], message: str, *, now: datetime
+) -> tuple[ManagedCertificateStatus, ManagedCertificateStatus]:
+    """(current, wanted) status of a ManagedCertificate whose spec the models refuse.
+
+    Ready and Issuing become False/InvalidSpec with ``message``; the rest of the
+    status is kept. A status the models cannot read either is replaced whole.
+    """
+    try:
+        current = ManagedCertificateStatus.model_validate(dict(body.get("status") or {}))
+    except ValidationError:
+        current = ManagedCertificateStatus()
+    generation = (body.get("metadata") or {}).get("generation")
+    wanted = current.model_copy(deep=True)
+    wanted.next_attempt_time = None
+    wanted.observed_generation = generation
+    wanted.conditions = _conditions(
+        wanted.conditions,
+        now=now,
+        generation=generation,
+        ready=(ConditionStatus.FALSE, Reason.INVALID_SPEC, message),
+        issuing=(ConditionStatus.FALSE, Reason.INVALID_SPEC, "Not issued until the spec is corrected"),
+    )
+    return current, wanted
 
 
 def request_hash(
@@ -495,6 +547,75 @@ def metadata_differs(
     )
 
 
+# --------------------------------------------------------------------------- ownership
+
+
+def secret_written_for(secret: SecretSnapshot, certificate_name: str) -> bool:
+    """Whether the operator wrote ``secret`` for ``certificate_name``, however it was edited since.
+
+    The certificate-name annotation says so; without it, the managed-by label does.
+    """
+    owner = secret.annotations.get(ANNOTATION_CERTIFICATE_NAME)
+    if owner is not None:
+        return owner == certificate_name
+    return secret.labels.get(LABEL_MANAGED_BY_CERTIFICATE) == managed_by_label_value(certificate_name)
+
+
+def other_owner(secret: SecretSnapshot | None, certificate_name: str) -> str | None:
+    """The other ManagedCertificate the operator wrote ``secret`` for, if any.
+
+    Whether that certificate still names the Secret decides who may write it
+    (see :func:`secret_conflict`); the caller looks it up.
+    """
+    if secret is None:
+        return None
+    owner = secret.annotations.get(ANNOTATION_CERTIFICATE_NAME)
+    return owner if owner is not None and owner != certificate_name else None
+
+
+def secret_conflict(
+    secret: SecretSnapshot | None, *, certificate_name: str, owner_claims_it: bool
+) -> str | None:
+    """Why ``certificate_name`` must not write ``secret``, or None when it may.
+
+    It may write a Secret that does not exist (created, never overwritten: of
+    several certificates racing for one name exactly one creates it), a Secret
+    written for it (even if edited since: it is repaired), one written for
+    another certificate that no longer names it (``owner_claims_it`` False:
+    deleted, or moved to another secretName), and one whose owner allowed it
+    with ``certctl.io/allow-takeover-by: <certificate name>``. Any other Secret
+    is not the operator's to replace.
+    """
+    if secret is None:
+        return None
+    name = secret.name
+    if secret.type != SECRET_TYPE_TLS:
+        return (
+            f"Secret {name} is of type {secret.type}, which cannot change to {SECRET_TYPE_TLS}: "
+            "delete it or choose another secretName"
+        )
+    if secret_written_for(secret, certificate_name):
+        return None
+    owner = secret.annotations.get(ANNOTATION_CERTIFICATE_NAME)
+    if owner is not None:
+        if owner_claims_it:
+            return f"Secret {name} belongs to ManagedCertificate {owner}"
+        return None
+    allowed = secret.annotations.get(ANNOTATION_ALLOW_TAKEOVER)
+    if allowed == certificate_name:
+        return None
+    if allowed:
+        return (
+            f"Secret {name} was not written by certctl-operator and its annotation "
+            f"{ANNOTATION_ALLOW_TAKEOVER} allows ManagedCertificate {allowed}, not {certificate_name}"
+        )
+    return (
+        f"Secret {name} was not written by certctl-operator and is left untouched: annotate it with "
+        f"{ANNOTATION_ALLOW_TAKEOVER}={certificate_name} to let this ManagedCertificate replace its "
+        "contents, or choose another secretName"
+    )
+
+
 # --------------------------------------------------------------------------- timing
 
 
@@ -550,6 +671,8 @@ class Action(StrEnum):
     """The spec can never be issued; reported, not retried."""
     REVOKED = "Revoked"
     """The current certificate is revoked and no reissue was requested."""
+    CONFLICT = "Conflict"
+    """An issuance is due but the Secret is not this certificate's to write (``Decision.conflict``)."""
 
 
 @dataclass(frozen=True)
@@ -562,6 +685,8 @@ class Decision:
     renew_request: str | None = None
     not_before: datetime | None = None
     """For WAIT: when the next attempt is due."""
+    conflict: str | None = None
+    """For CONFLICT, and for WAIT while it lasts: why the Secret must not be written."""
 
 
 def decide(
@@ -571,8 +696,12 @@ def decide(
     problems: Sequence[str],
     issuer_ready: bool,
     now: datetime,
+    conflict: str | None = None,
 ) -> Decision:
-    """The one thing to do now. ``problems`` are :func:`spec_problems`."""
+    """The one thing to do now.
+
+    ``problems`` are :func:`spec_problems`; ``conflict`` is :func:`secret_conflict`.
+    """
     require_aware(now)
     status = cert.status
     name = cert.metadata.name or ""
@@ -626,9 +755,11 @@ def decide(
             f"{status.revision} (serial {status.serial_number})"
         )
 
-    waiting = backoff_until(cert, issuer_ready=issuer_ready, now=now)
+    waiting = backoff_until(cert, issuer_ready=issuer_ready, secret_free=conflict is None, now=now)
     if waiting is not None:
-        return Decision(Action.WAIT, trigger, message, not_before=waiting)
+        return Decision(Action.WAIT, trigger, message, not_before=waiting, conflict=conflict)
+    if conflict is not None:
+        return Decision(Action.CONFLICT, trigger, message, renew_request=handled, conflict=conflict)
     key_spec = key_spec_for(cert.spec)
     reusable = exam.key is not None and key_matches_spec(exam.key, key_spec)
     new_key = revoked or cert.spec.key.rotation_policy is RotationPolicy.ALWAYS or not reusable
@@ -642,11 +773,15 @@ def decide(
     )
 
 
-def backoff_until(cert: ManagedCertificate, *, issuer_ready: bool, now: datetime) -> datetime | None:
+def backoff_until(
+    cert: ManagedCertificate, *, issuer_ready: bool, now: datetime, secret_free: bool = True
+) -> datetime | None:
     """When the next issuance may start after failures; None when it may start now.
 
-    The back-off is skipped when the spec changed since the failure, and when
-    the failure was the issuer's and the issuer can sign again.
+    The back-off is skipped when the spec changed since the failure, when a
+    new ``certctl.io/renew`` value came after it (what ``kubectl certctl renew``
+    promises), when the failure was the issuer's and the issuer can sign again,
+    and when the failure was a Secret conflict and the Secret is free now.
     """
     status = cert.status
     if not status.failed_issuance_attempts or status.next_attempt_time is None:
@@ -655,8 +790,13 @@ def backoff_until(cert: ManagedCertificate, *, issuer_ready: bool, now: datetime
         return None
     if cert.metadata.generation is not None and status.observed_generation != cert.metadata.generation:
         return None
+    renew = pending_renew_request(cert)
+    if renew is not None and renew != status.failed_renew_request:
+        return None
     ready = find_condition(status.conditions, ConditionType.READY)
     if ready is not None and ready.reason in ISSUER_FAILURES and issuer_ready:
+        return None
+    if ready is not None and ready.reason == Reason.SECRET_CONFLICT and secret_free:
         return None
     return status.next_attempt_time
 
@@ -713,6 +853,7 @@ def status_after_issuance(
     status.next_attempt_time = None
     status.notified_expiry_thresholds = None
     status.last_renew_request = renew_request
+    status.failed_renew_request = None
     if status.revoked is not None:
         status.revoked = False
     status.observed_generation = cert.metadata.generation
@@ -755,8 +896,13 @@ def status_after_failure(
     retry_base: timedelta,
     retry_cap: timedelta,
 ) -> ManagedCertificateStatus:
-    """The status after a failed issuance: counted, timed, and the next attempt scheduled."""
+    """The status after a failed issuance: counted, timed, and the next attempt scheduled.
+
+    The ``certctl.io/renew`` value pending during the attempt is recorded: only
+    a newer one skips the back-off.
+    """
     status = cert.status.model_copy(deep=True)
+    status.failed_renew_request = pending_renew_request(cert)
     attempts = (status.failed_issuance_attempts or 0) + 1
     next_attempt = now.replace(microsecond=0) + issuance_backoff(attempts, retry_base, retry_cap)
     status.failed_issuance_attempts = attempts
@@ -773,6 +919,30 @@ def status_after_failure(
             trigger,
             f"{trigger_message}; attempt {attempts} failed, next attempt at {format_rfc3339(next_attempt)}",
         ),
+    )
+    return status
+
+
+def status_conflict_waiting(
+    cert: ManagedCertificate, conflict: str, *, now: datetime
+) -> ManagedCertificateStatus:
+    """A certificate waiting out its back-off after a Secret conflict: Ready says the conflict as it is now.
+
+    The Secret may have changed hands meanwhile (another certificate took it
+    over); the message follows without counting an attempt.
+    """
+    status = cert.status.model_copy(deep=True)
+    ready = find_condition(status.conditions, ConditionType.READY)
+    if ready is None or ready.reason != Reason.SECRET_CONFLICT or ready.message == conflict:
+        return status
+    status.conditions = set_condition(
+        status.conditions,
+        ConditionType.READY,
+        ConditionStatus.FALSE,
+        Reason.SECRET_CONFLICT,
+        conflict,
+        now=now,
+        observed_generation=ready.observed_generation,
     )
     return status
 
@@ -938,6 +1108,7 @@ def serial_hex(serial: int) -> str:
 
 
 __all__ = [
+    "ANNOTATION_ALLOW_TAKEOVER",
     "ANNOTATION_CERTIFICATE_NAME",
     "ANNOTATION_ISSUER_KIND",
     "ANNOTATION_ISSUER_NAME",
@@ -973,15 +1144,21 @@ __all__ = [
     "next_action_time",
     "next_expiry_notice_time",
     "ocsp_url",
+    "other_owner",
     "pending_renew_request",
     "renew_token",
     "request_hash",
+    "secret_conflict",
+    "secret_written_for",
+    "spec_error_message",
     "spec_problems",
     "status_after_failure",
     "status_after_issuance",
+    "status_conflict_waiting",
     "status_in_sync",
     "status_invalid",
     "status_revoked",
+    "status_unreadable",
     "subscribed_channels",
     "with_notified",
 ]

@@ -175,6 +175,17 @@ def renew_deadline_passed(last_renewed: float, now: float, timings: LeaseTimings
     return now - last_renewed >= timings.renew_deadline.total_seconds()
 
 
+def able_to_take_over(last_contact: float | None, now: float, timings: LeaseTimings) -> bool:
+    """Whether a standby that last read or wrote the Lease at ``last_contact`` is ready (monotonic seconds).
+
+    Its readiness says "able to take over", not "leading": it is Ready while
+    its last successful look at the Lease is less than ``lease_duration`` old
+    (a leader that lost the API server for that long has stopped; a standby
+    that did could not notice it and take over). ``None``: never got through.
+    """
+    return last_contact is not None and now - last_contact < timings.lease_duration.total_seconds()
+
+
 def stop_deadline(last_renewed: float, timings: LeaseTimings) -> float:
     """The monotonic instant by which a holder that gave up must have stopped acting.
 
@@ -192,6 +203,7 @@ __all__ = [
     "LeaseRecord",
     "LeaseTimings",
     "Observation",
+    "able_to_take_over",
     "decide",
     "expires_at",
     "observe",

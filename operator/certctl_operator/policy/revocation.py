@@ -2,21 +2,36 @@
 
 Nothing here talks to Kubernetes or reads the clock; callers pass ``now``.
 
-The durable revocation list of an issuer is its status: ``revokedCertificates``
-together with ``crlNumber``, ``crlThisUpdate`` and ``crlNextUpdate``. Those
-four fields describe the issuer's current CRL completely, so the signed CRL is
-only a rendering of them. Every change of the list (a revocation, entries
-leaving after expiry) and every refresh yields the next CRL number; the
-operator writes the new fields in one resourceVersion-guarded update, so the
-list is either changed completely or not at all, and a serial is listed at
-most once.
+Where the revocation list lives
+-------------------------------
+An issuer's list has two parts. The *head* is the issuer's status:
+``crlNumber``, ``crlThisUpdate``, ``crlNextUpdate``, ``revocationArchiveGeneration``
+and ``revokedCertificates``, which holds only the newest entries (the
+*journal*, at most :data:`MAX_JOURNAL_ENTRIES`). The *archive* is a fixed set
+of :data:`SHARD_COUNT` ConfigMaps per issuer; an entry's shard is chosen by a
+hash of its serial (:func:`shard_index`), and each shard holds its entries in
+a compact text form (:func:`encode_revoked`). The list is the union of both.
+
+Every revocation is one resourceVersion-guarded write of the head: the entry
+joins the journal with the next CRL number. Entries move from the journal to
+the archive later (:func:`merge_revoked` computes a shard's new content), in
+an order that keeps every entry in at least one of the two places at any
+moment; see :mod:`certctl_operator.kube.revocation_store` for that protocol.
+Each entry carries the number of the first CRL that lists it, so the CRL of
+any number is a pure function of the union (:func:`listed_on`), and signing
+it again after a crash gives the same CRL.
+
+The same shards, under another name, hold the serials an issuer issued and
+their notAfter (:func:`encode_issued`): what the OCSP responder answers
+"good" for, pruned once they expire.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -38,15 +53,29 @@ CLUSTER_SEGMENT = "_cluster"
 REQUESTED_BY_ANNOTATION = "certctl.io/requested-by"
 """Annotation a person or pipeline may set on a Revocation to say who asked for it."""
 
-MAX_LISTED_SERIALS = 4000
-"""The most entries an issuer's revocation list takes.
+MAX_JOURNAL_ENTRIES = 4000
+"""The most entries the journal in an issuer's status takes.
 
-The schema allows 10,000, but the whole issuer must stay under the API
-server's object size limit (about 1.5 MiB): each entry costs some 170 bytes
-in the status and about as much again in metadata.managedFields, where the
-API server tracks every entry of a map-type list. 4,000 entries make about
-1.3 MiB; beyond that a revocation waits (``RevocationListFull``) instead of
-failing on the API server."""
+The whole issuer must stay under the API server's object size limit (about
+1.5 MiB): each entry costs some 170 bytes in the status and about as much
+again in metadata.managedFields, where the API server tracks every entry of a
+map-type list. 4,000 entries make about 1.3 MiB. The journal is emptied into
+the archive on every look of the issuer's publisher and by a revocation that
+finds it full; only when that cannot happen (the archive is full) does a
+revocation wait (``RevocationListFull``) instead of failing on the API server."""
+
+SHARD_COUNT = 16
+"""ConfigMaps per issuer for its archived revocations, and as many for its issued serials."""
+
+MAX_SHARD_BYTES = 900_000
+"""The most bytes of entries one shard takes: a ConfigMap's data is limited to 1 MiB.
+
+An archived revocation takes about 70 bytes (a 20-octet serial), an issued
+serial about 52, so the 16 shards hold some 200,000 unexpired revocations and
+270,000 unexpired issued serials per issuer when the hash spreads them evenly."""
+
+REVOKED_SHARD_KEY = "revoked.v1"
+ISSUED_SHARD_KEY = "issued.v1"
 
 PENDING_RETRY_BASE = timedelta(seconds=2)
 PENDING_RETRY_CAP = timedelta(minutes=5)
@@ -203,7 +232,7 @@ class IssuerView:
     """None when the issuer object does not exist."""
     ca_problem: str | None = None
     """Why the CA key pair cannot be used, for a CA issuer; None when it can."""
-    revoked: Sequence[RevokedCertificate] = ()
+    revoked: Sequence[ListEntry] = ()
 
 
 def resolve_target(
@@ -289,8 +318,8 @@ def resolve_target(
 
 
 def _earlier_target(
-    listed: Sequence[RevokedCertificate], revoked_serials: Iterable[str], created_at: datetime | None
-) -> RevokedCertificate | None:
+    listed: Sequence[ListEntry], revoked_serials: Iterable[str], created_at: datetime | None
+) -> ListEntry | None:
     if created_at is None:
         return None
     mine = set()
@@ -310,24 +339,72 @@ def _earlier_target(
 # --------------------------------------------------------------------------- the list
 
 
+@dataclass(frozen=True, slots=True)
+class ArchivedEntry:
+    """An archived entry as the operator keeps it in memory.
+
+    The fields of :class:`RevokedCertificate` in a plain slotted object, a
+    quarter of a validated model's size: 100,000 of them take some 30 MB
+    instead of 120 MB.
+    """
+
+    serial_number: str
+    revoked_at: datetime
+    reason: RevocationReason
+    not_after: datetime | None
+    crl_number: int | None
+
+    @classmethod
+    def of(cls, entry: ListEntry) -> ArchivedEntry:
+        if isinstance(entry, ArchivedEntry):
+            return entry
+        return cls(entry.serial_number, entry.revoked_at, entry.reason, entry.not_after, entry.crl_number)
+
+    def as_revoked_certificate(self) -> RevokedCertificate:
+        return RevokedCertificate(
+            serial_number=self.serial_number,
+            revoked_at=self.revoked_at,
+            reason=self.reason,
+            not_after=self.not_after,
+            crl_number=self.crl_number,
+        )
+
+
+ListEntry = RevokedCertificate | ArchivedEntry
+"""An entry of an issuer's revocation list, from the journal or from the archive."""
+
+
+def as_revoked_certificate(entry: ListEntry) -> RevokedCertificate:
+    return entry if isinstance(entry, RevokedCertificate) else entry.as_revoked_certificate()
+
+
 @dataclass(frozen=True)
 class CRLState:
-    """The issuer's next CRL: what its status fields become in one guarded write."""
+    """An issuer's CRL: number, dates, journal (what the status holds) and every entry it lists.
+
+    ``journal`` is what ``revokedCertificates`` becomes in the guarded write
+    of the head; ``entries`` is what the signed CRL lists. They are the same
+    until :meth:`with_archive` adds the archived entries.
+    """
 
     number: int
     this_update: datetime
     next_update: datetime
-    entries: tuple[RevokedCertificate, ...]
+    entries: tuple[ListEntry, ...]
     added: RevokedCertificate | None = None
     dropped: tuple[str, ...] = field(default=())
+    journal: tuple[RevokedCertificate, ...] | None = None
 
     def status_fields(self) -> dict[str, Any]:
-        """The camelCase status fields that describe this CRL."""
+        """The camelCase status fields of the head that describe this CRL."""
         probe = IssuerStatus(
             crl_number=self.number,
             crl_this_update=self.this_update,
             crl_next_update=self.next_update,
-            revoked_certificates=list(self.entries),
+            revoked_certificates=[
+                as_revoked_certificate(e)
+                for e in (self.journal if self.journal is not None else self.entries)
+            ],
         ).dump()
         return {
             "crlNumber": probe["crlNumber"],
@@ -336,13 +413,29 @@ class CRLState:
             "revokedCertificates": probe["revokedCertificates"],
         }
 
+    def with_archive(self, archived: Iterable[ListEntry], grace: timedelta) -> CRLState:
+        """This CRL listing the archived entries too (those it covers, see :func:`listed_on`)."""
+        journal = self.journal
+        if journal is None:
+            journal = tuple(as_revoked_certificate(e) for e in self.entries)
+        entries = listed_on(union_of(archived, journal), self.number, self.this_update, grace)
+        return CRLState(
+            number=self.number,
+            this_update=self.this_update,
+            next_update=self.next_update,
+            entries=tuple(entries),
+            added=self.added,
+            dropped=self.dropped,
+            journal=journal,
+        )
+
 
 class RevocationListFull(Exception):
     """The issuer's list already holds as many unexpired entries as it can."""
 
 
 def find_entry(status: IssuerStatus, serial: str) -> RevokedCertificate | None:
-    """The list entry of ``serial``, if listed."""
+    """The journal entry of ``serial``, if it is in the journal."""
     wanted = normalize_serial(serial)
     for entry in status.revoked_certificates:
         if entry.serial_number == wanted:
@@ -367,14 +460,16 @@ def next_crl(
 ) -> CRLState:
     """The next CRL after ``status``'s: the number grows by one, dates restart at ``now``.
 
-    Entries whose certificate expired more than ``grace`` ago leave the list
-    (pass the CRL refresh interval, so each entry is still on one regular CRL
-    issued after the certificate expired). ``add`` joins the list with the new
-    CRL number as the number that first lists it; a serial already listed is
-    never listed twice (its first entry is kept unchanged). ``floor`` is the
-    highest CRL number already published, should the status have fallen
-    behind it (an issuer deleted and created again under the same name): the
-    new number is above both.
+    Works on the journal (the status's ``revokedCertificates``); the caller
+    has checked the archive for ``add``'s serial. Entries whose certificate
+    expired more than ``grace`` ago leave the journal (pass the CRL refresh
+    interval, so each entry is still on one regular CRL issued after the
+    certificate expired). ``add`` joins the journal with the new CRL number as
+    the number that first lists it; a serial already in the journal is never
+    listed twice (its first entry is kept unchanged). ``floor`` is the highest
+    CRL number already published, should the status have fallen behind it (an
+    issuer deleted and created again under the same name): the new number is
+    above both.
     """
     require_aware(now)
     if validity <= timedelta(0):
@@ -388,9 +483,9 @@ def next_crl(
     )
     added: RevokedCertificate | None = None
     if add is not None and add.serial_number not in kept_serials:
-        if len(kept) >= MAX_LISTED_SERIALS:
+        if len(kept) >= MAX_JOURNAL_ENTRIES:
             raise RevocationListFull(
-                f"the revocation list already holds {len(kept)} unexpired certificates, its maximum"
+                f"the journal of the revocation list already holds {len(kept)} entries, its maximum"
             )
         added = add.model_copy(update={"crl_number": number})
         kept.append(added)
@@ -401,24 +496,63 @@ def next_crl(
         entries=tuple(kept),
         added=added,
         dropped=dropped,
+        journal=tuple(kept),
     )
 
 
+def union_of(archived: Iterable[ListEntry], journal: Iterable[ListEntry]) -> list[ListEntry]:
+    """The whole list: archive and journal, each serial once (an entry is never changed once listed)."""
+    merged: dict[str, ListEntry] = {e.serial_number: e for e in archived}
+    for entry in journal:
+        merged.setdefault(entry.serial_number, entry)
+    return list(merged.values())
+
+
+def listed_on(
+    entries: Iterable[ListEntry], number: int, this_update: datetime, grace: timedelta
+) -> list[ListEntry]:
+    """The entries the CRL ``number`` issued at ``this_update`` lists.
+
+    Those first listed at or before ``number`` (entries without a number came
+    from before numbers were kept: every CRL lists them) whose certificate
+    had not expired more than ``grace`` before ``this_update``.
+    """
+    return [
+        e
+        for e in entries
+        if (e.crl_number is None or e.crl_number <= number)
+        and (e.not_after is None or e.not_after + grace >= this_update)
+    ]
+
+
+def entry_leaving(
+    entries: Iterable[ListEntry], this_update: datetime, now: datetime, grace: timedelta
+) -> bool:
+    """Whether an entry on the CRL issued at ``this_update`` has to leave it by ``now``."""
+    return any(e.not_after is not None and this_update <= e.not_after + grace < now for e in entries)
+
+
 def crl_refresh_due(
-    status: IssuerStatus, now: datetime, refresh_interval: timedelta, grace: timedelta
+    status: IssuerStatus,
+    now: datetime,
+    refresh_interval: timedelta,
+    grace: timedelta,
+    archived: Iterable[ListEntry] = (),
 ) -> bool:
     """Whether the issuer needs a new CRL now, with no revocation to add.
 
     True when none was signed yet, when ``refresh_interval`` has passed since
     the last one, when the last one is at or past its nextUpdate, or when an
-    entry is due to leave the list.
+    entry (of the journal or ``archived``) is due to leave the list.
     """
     require_aware(now)
     if status.crl_number is None or status.crl_this_update is None or status.crl_next_update is None:
         return True
     if now >= status.crl_this_update + refresh_interval or now >= status.crl_next_update:
         return True
-    return len(_still_listed(status.revoked_certificates, now, grace)) != len(status.revoked_certificates)
+    if len(_still_listed(status.revoked_certificates, now, grace)) != len(status.revoked_certificates):
+        return True
+    return entry_leaving(archived, status.crl_this_update, now, grace)
 
 
 def new_crl_due(
@@ -428,6 +562,7 @@ def new_crl_due(
     *,
     published: tuple[int, str] | None,
     ca_fingerprint: str,
+    archived: Iterable[ListEntry] = (),
 ) -> bool:
     """Whether the issuer's timer must start the next CRL.
 
@@ -436,12 +571,148 @@ def new_crl_due(
     (the status restarted, as with an issuer created again under an old
     name), or one signed by a CA key that has since been replaced.
     """
-    if crl_refresh_due(status, now, refresh_interval, refresh_interval):
+    if crl_refresh_due(status, now, refresh_interval, refresh_interval, archived):
         return True
     if published is None:
         return False
     number, fingerprint = published
     return number > (status.crl_number or 0) or fingerprint != ca_fingerprint
+
+
+# --------------------------------------------------------------------------- the archive
+
+
+def shard_index(serial: str | int, count: int = SHARD_COUNT) -> int:
+    """Which of ``count`` shards holds ``serial``: a hash of its octets, so shards fill evenly."""
+    digest = hashlib.sha256(bytes.fromhex(normalize_serial(serial))).digest()
+    return int.from_bytes(digest[:4], "big") % count
+
+
+_REASONS_BY_CODE = {reason.code: reason for reason in RevocationReason}
+
+
+def _epoch(value: datetime | None) -> str:
+    return "-" if value is None else str(int(value.timestamp()))
+
+
+def _from_epoch(text: str) -> datetime | None:
+    return None if text == "-" else datetime.fromtimestamp(int(text), UTC)
+
+
+def encode_revoked(entries: Iterable[ListEntry]) -> str:
+    """Archived entries as text, one line each, sorted by serial.
+
+    ``serial,revokedAt,reasonCode,notAfter,crlNumber``: hex serial, Unix
+    seconds, the RFC 5280 reason code, ``-`` for an absent notAfter or CRL
+    number. About 70 bytes for a 20-octet serial.
+    """
+    lines = [
+        f"{e.serial_number},{_epoch(e.revoked_at)},{e.reason.code},{_epoch(e.not_after)},"
+        f"{'-' if e.crl_number is None else e.crl_number}\n"
+        for e in sorted(entries, key=lambda e: (len(e.serial_number), e.serial_number))
+    ]
+    return "".join(lines)
+
+
+def decode_revoked(text: str) -> dict[str, ArchivedEntry]:
+    """Archived entries by serial; a line that does not parse raises ValueError (never skipped)."""
+    entries: dict[str, ArchivedEntry] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line:
+            continue
+        try:
+            serial, revoked_at, code, not_after, crl_number = line.split(",")
+            revoked = _from_epoch(revoked_at)
+            if revoked is None:
+                raise ValueError("no revocation time")
+            entry = ArchivedEntry(
+                normalize_serial(serial),
+                revoked,
+                _REASONS_BY_CODE[int(code)],
+                _from_epoch(not_after),
+                None if crl_number == "-" else int(crl_number),
+            )
+        except (ValueError, KeyError) as error:
+            raise ValueError(
+                f"line {number} of an archived revocation list is not an entry: {error}"
+            ) from None
+        entries[entry.serial_number] = entry
+    return entries
+
+
+def merge_revoked(
+    archived: Mapping[str, ListEntry],
+    moving: Iterable[ListEntry],
+    crl_this_update: datetime | None,
+    grace: timedelta,
+) -> dict[str, ListEntry]:
+    """A shard's next content: ``moving`` joins, entries no CRL will list again leave.
+
+    An entry already archived is kept as it is. An entry leaves once its
+    certificate expired more than ``grace`` before ``crl_this_update``, the
+    thisUpdate of the issuer's current CRL: neither that CRL (should it be
+    signed again) nor any later one lists it.
+    """
+    merged: dict[str, ListEntry] = dict(archived)
+    for entry in moving:
+        merged.setdefault(entry.serial_number, entry)
+    if crl_this_update is None:
+        return merged
+    return {
+        serial: e
+        for serial, e in merged.items()
+        if e.not_after is None or e.not_after + grace >= crl_this_update
+    }
+
+
+def unlisted(entries: Iterable[ListEntry], crl_this_update: datetime | None, grace: timedelta) -> list[str]:
+    """Serials of ``entries`` that no CRL lists any more (see :func:`merge_revoked`): they may be deleted."""
+    if crl_this_update is None:
+        return []
+    return [
+        e.serial_number for e in entries if e.not_after is not None and e.not_after + grace < crl_this_update
+    ]
+
+
+def encode_issued(serials: Mapping[str, datetime]) -> str:
+    """Issued serials as text, ``serial,notAfter`` (Unix seconds) a line, sorted by serial."""
+    return "".join(
+        f"{serial},{_epoch(not_after)}\n"
+        for serial, not_after in sorted(serials.items(), key=lambda item: (len(item[0]), item[0]))
+    )
+
+
+def decode_issued(text: str) -> dict[str, datetime]:
+    """Issued serials and their notAfter; a line that does not parse raises ValueError."""
+    serials: dict[str, datetime] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line:
+            continue
+        try:
+            serial, not_after = line.split(",")
+            expiry = _from_epoch(not_after)
+            if expiry is None:
+                raise ValueError("no notAfter")
+            serials[normalize_serial(serial)] = expiry
+        except ValueError as error:
+            raise ValueError(f"line {number} of an issued-serials list is not an entry: {error}") from None
+    return serials
+
+
+def merge_issued(
+    serials: Mapping[str, datetime], add: Mapping[str, datetime], now: datetime
+) -> dict[str, datetime]:
+    """An issued-serials shard's next content: ``add`` joins, expired serials leave.
+
+    Past its notAfter a certificate is neither good nor revoked for OCSP
+    (RFC 6960 leaves it to the responder), so nothing needs its serial.
+    """
+    require_aware(now)
+    merged = {serial: expiry for serial, expiry in serials.items() if expiry >= now}
+    for serial, expiry in add.items():
+        if expiry >= now:
+            merged[normalize_serial(serial)] = expiry
+    return merged
 
 
 # --------------------------------------------------------------------------- after revoking
@@ -451,12 +722,12 @@ def issuer_notification(issuer_type: IssuerType) -> tuple[bool, str]:
     """Whether the issuing CA was told about the revocation, and why (not).
 
     The built-in CA and self-signed issuers have no CA service to tell: the
-    issuer's own status is the revocation list, so there is nothing to notify.
+    issuer's own revocation list is the authority, so there is nothing to notify.
     """
     if issuer_type is IssuerType.CA:
         return False, (
-            "the issuer's CA is run by this operator: its revocation list in the issuer's status is the "
-            "authority, so there is no external CA to notify"
+            "the issuer's CA is run by this operator: its revocation list (the issuer's status and its "
+            "revocation-list ConfigMaps) is the authority, so there is no external CA to notify"
         )
     return False, "a selfSigned issuer has no CA to notify"
 

@@ -1,14 +1,21 @@
 """What the CRL and OCSP endpoints answer from: per-issuer PKI state kept in memory.
 
 Nothing here is the source of truth. The revocation list lives in each
-issuer's status, the signed CRL in a ConfigMap, the OCSP signing key pair in a
-Secret; this module only keeps copies so that an HTTP request never waits on
-the API server. The copies are filled by the handlers (after their own writes)
-and from watch events, and rebuilt after a restart.
+issuer's status (the journal) and its revocation-list ConfigMaps (the
+archive), the issued serials in ConfigMaps too, the signed CRL in a ConfigMap,
+the OCSP signing key pair in a Secret (see
+:mod:`certctl_operator.kube.revocation_store`); this module only keeps copies
+so that an HTTP request never waits on the API server. The copies are filled
+by the handlers (after their own writes) and from watch events, and rebuilt
+after a restart.
 
-Versions only move forward: a revocation list or CRL with a lower CRL number
-than the one already known is ignored, so a late watch event never hides a
-revocation that this process has just recorded.
+Versions only move forward: a journal or CRL with a lower CRL number than the
+one already known is ignored, so a late watch event never hides a revocation
+that this process has just recorded. A journal from a head whose archive
+generation is not the one of the archive in memory (entries moved that the
+copy here has not read yet) is added to the journal known, never replaces it,
+until the archive is read again: an entry leaves memory only once the archive
+copy holds it.
 """
 
 from __future__ import annotations
@@ -21,10 +28,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from certctl_operator.api import IssuerReference, IssuerStatus
+from certctl_operator.api import IssuerReference, IssuerStatus, RevokedCertificate
 from certctl_operator.context import OperatorContext
 from certctl_operator.pki import CertificateStatus, OCSPResponder, RevokedEntry, SigningAuthority
-from certctl_operator.policy.revocation import IssuerKey, normalize_serial, serial_int
+from certctl_operator.policy.revocation import (
+    ArchivedEntry,
+    IssuerKey,
+    ListEntry,
+    normalize_serial,
+    serial_int,
+    union_of,
+)
 
 _EXTRAS_KEY = "pki"
 COLD_HOLD = 2.0
@@ -61,15 +75,48 @@ class IssuerPKI:
     ocsp_enabled: bool = True
     ocsp_validity: timedelta = timedelta(hours=1)
     crl: PublishedCRL | None = None
-    revoked: dict[int, RevokedEntry] = field(default_factory=dict)
+    journal: dict[str, RevokedCertificate] = field(default_factory=dict)
+    """The journal of the head last seen (plus entries kept until the archive copy holds them)."""
     list_number: int = -1
-    """CRL number of the revocation list held in ``revoked`` (-1: none seen yet)."""
+    """CRL number of the head the journal was taken from (-1: none seen yet)."""
+    journal_generation: int = -1
+    """Archive generation of the head the journal was taken from."""
+    archive: dict[str, ArchivedEntry] = field(default_factory=dict)
+    archive_generation: int | None = None
+    """Generation of the head the archive was read at; None: not read yet."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """Held while this process changes the issuer's CRL and publishes it, so its CRLs go out in order."""
+    """Held while this process starts or publishes the issuer's CRL, so its CRLs go out in order."""
 
     @property
     def published_number(self) -> int | None:
         return self.crl.number if self.crl is not None else None
+
+    def archive_current(self, generation: int | None) -> bool:
+        """Whether the archive copy is at least as new as a head of archive ``generation``."""
+        return self.archive_generation is not None and self.archive_generation >= (generation or 0)
+
+    def set_archive(self, entries: dict[str, ArchivedEntry], generation: int) -> None:
+        """The archive as read at (or moved to by this process at) ``generation``."""
+        if self.archive_generation is not None and generation < self.archive_generation:
+            return
+        self.archive, self.archive_generation = entries, generation
+
+    def add_archived(self, entries: list[RevokedCertificate], generation: int) -> None:
+        """This process moved ``entries`` to the archive, reaching ``generation``."""
+        if self.archive_generation is None or self.archive_generation != generation - 1:
+            return  # not in step: the next look reads the archive again
+        for entry in entries:
+            self.archive.setdefault(entry.serial_number, ArchivedEntry.of(entry))
+        self.archive_generation = generation
+
+    def listed(self) -> list[ListEntry]:
+        """Every entry known: archive and journal."""
+        return union_of(self.archive.values(), self.journal.values())
+
+    def revoked_entry(self, serial: int) -> ListEntry | None:
+        text = normalize_serial(serial)
+        found: ListEntry | None = self.journal.get(text)
+        return found if found is not None else self.archive.get(text)
 
 
 @dataclass(frozen=True)
@@ -80,20 +127,35 @@ class _Issued:
 
 
 class IssuedIndex:
-    """Serial numbers each issuer issued, from ManagedCertificate statuses.
+    """Serial numbers each issuer issued, from ManagedCertificate statuses and the issued-serials store.
 
     A serial counts as issued while it is some ManagedCertificate's current
     serial, and afterwards (it was renewed away, or its ManagedCertificate was
     deleted) until its notAfter: the old certificate may still be in use
     while the new one rolls out. Serials listed in a certificate's
-    ``revokedSerialNumbers`` never count. The index lives in memory: after a
-    restart it knows the current serials again, not the earlier ones.
+    ``revokedSerialNumbers`` never count. Every serial the operator issues is
+    also recorded in the issuer's issued-serials ConfigMaps before its Secret
+    is written; :meth:`load` takes those in after a restart, so serials
+    replaced before it still count until their notAfter.
     """
 
     def __init__(self) -> None:
         self._current: dict[tuple[str, str], _Issued] = {}
         self._serials: dict[IssuerKey, dict[int, datetime | None]] = {}
         self._excluded: dict[IssuerKey, set[int]] = {}
+        self.loaded: set[IssuerKey] = set()
+        """Issuers whose issued-serials store was read."""
+
+    def load(self, issuer: IssuerKey, serials: Mapping[str, datetime]) -> None:
+        """Take in the issuer's issued-serials store (serials already known keep their notAfter)."""
+        known = self._serials.setdefault(issuer, {})
+        for text, not_after in serials.items():
+            known.setdefault(serial_int(text), not_after)
+        self.loaded.add(issuer)
+
+    def add(self, issuer: IssuerKey, serial: str, not_after: datetime) -> None:
+        """A serial this process just recorded as issued."""
+        self._serials.setdefault(issuer, {}).setdefault(serial_int(serial), not_after)
 
     def update(self, body: Mapping[str, Any]) -> tuple[str, str] | None:
         """Take in a ManagedCertificate's latest state; returns its (namespace, name)."""
@@ -162,15 +224,9 @@ def _timestamp(value: object) -> datetime | None:
         return None
 
 
-def revoked_entries(status: IssuerStatus) -> dict[int, RevokedEntry]:
-    """The revocation list of an issuer status as CRL/OCSP entries, by serial."""
-    entries: dict[int, RevokedEntry] = {}
-    for item in status.revoked_certificates:
-        entry = RevokedEntry(
-            serial_int(item.serial_number), item.revoked_at, str(item.reason), item.not_after
-        )
-        entries[entry.serial] = entry
-    return entries
+def revoked_entry(item: ListEntry) -> RevokedEntry:
+    """A list entry as the CRL and OCSP code takes it."""
+    return RevokedEntry(serial_int(item.serial_number), item.revoked_at, str(item.reason), item.not_after)
 
 
 class PKIRegistry:
@@ -196,13 +252,24 @@ class PKIRegistry:
         self.issuers.pop(key, None)
 
     def update_revoked(self, key: IssuerKey, status: IssuerStatus) -> bool:
-        """Take in an issuer's revocation list unless a newer one is known; True when taken."""
+        """Take in an issuer's journal unless a newer one is known; True when taken.
+
+        It replaces the journal known only when the archive copy is at the
+        head's generation; otherwise it is added (see the module notes).
+        """
         number = status.crl_number if status.crl_number is not None else -1
+        generation = status.revocation_archive_generation or 0
         state = self.issuer(key)
-        if number < state.list_number:
+        if number < state.list_number or (
+            number == state.list_number and generation < state.journal_generation
+        ):
             return False
-        state.revoked = revoked_entries(status)
-        state.list_number = number
+        journal = {e.serial_number: e for e in status.revoked_certificates}
+        if state.archive_generation == generation:
+            state.journal = journal
+        else:
+            state.journal = {**state.journal, **journal}
+        state.list_number, state.journal_generation = number, generation
         return True
 
     def set_crl(self, key: IssuerKey, crl: PublishedCRL) -> bool:
@@ -237,9 +304,9 @@ class PKIRegistry:
         """What OCSP says about ``serial`` of issuer ``key``: revoked, good (issued here) or unknown."""
         state = self.issuers.get(key)
         if state is not None:
-            entry = state.revoked.get(serial)
+            entry = state.revoked_entry(serial)
             if entry is not None:
-                return CertificateStatus.from_entry(entry)
+                return CertificateStatus.from_entry(revoked_entry(entry))
         if self.index.is_issued(key, serial, now):
             return CertificateStatus.good()
         return CertificateStatus.unknown()
@@ -289,5 +356,5 @@ __all__ = [
     "PublishedCRL",
     "hex_serial",
     "registry_of",
-    "revoked_entries",
+    "revoked_entry",
 ]

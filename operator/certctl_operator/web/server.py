@@ -3,6 +3,10 @@
 Health and metrics share a port with the CRL and OCSP endpoints so a single
 Service exposes everything; the PKI routes are unauthenticated by design
 (relying parties fetch CRLs and ask OCSP without credentials).
+
+A standby replica (leader election) is Ready when it could take over, which
+its runner says through :data:`READINESS`; what it answers on the PKI routes
+is in :mod:`certctl_operator.web.standby`.
 """
 
 from __future__ import annotations
@@ -15,11 +19,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from certctl_operator import metrics as _metrics  # noqa: F401  (registers every metric at start)
 from certctl_operator.context import OperatorContext
+from certctl_operator.web.standby import standby_middleware
 
 logger = logging.getLogger("certctl.web")
 
 RouteInstaller = Callable[[web.Application, OperatorContext], None]
 _route_installers: list[RouteInstaller] = []
+
+Readiness = Callable[[], tuple[bool, str]]
+READINESS = "readiness"
+"""``context.extras`` key of a :data:`Readiness` that answers ``/readyz`` instead of ``context.ready``."""
 
 
 def register_routes(installer: RouteInstaller) -> RouteInstaller:
@@ -29,16 +38,18 @@ def register_routes(installer: RouteInstaller) -> RouteInstaller:
 
 
 def build_app(context: OperatorContext) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[standby_middleware(context)])
 
     async def healthz(_: web.Request) -> web.Response:
         # Answering at all proves the event loop is not blocked.
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
-        if context.ready:
+        readiness: Readiness | None = context.extras.get(READINESS)
+        ready, reason = readiness() if readiness is not None else (context.ready, context.not_ready_reason)
+        if ready:
             return web.Response(text="ready\n")
-        return web.Response(status=503, text=f"{context.not_ready_reason}\n")
+        return web.Response(status=503, text=f"{reason}\n")
 
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(REGISTRY)

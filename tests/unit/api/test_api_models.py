@@ -357,8 +357,9 @@ def test_issuer_spec_rules(spec: dict[str, Any], message: str) -> None:
 def test_issuer_defaults() -> None:
     ca = IssuerSpec.model_validate({"ca": {"secretName": "ca"}, "publicBaseURL": "http://127.0.0.1:8080"})
     assert ca.type is IssuerType.CA
-    assert ca.crl_settings.validity == "24h"
-    assert ca.crl_settings.refresh_interval == "1h"
+    assert ca.crl_settings.validity is None
+    assert ca.crl_settings.validity_delta == timedelta(hours=24)
+    assert ca.crl_settings.refresh_interval_delta == timedelta(hours=1)
     assert ca.ocsp_settings.enabled is True
     assert ca.ocsp_settings.response_validity == "1h"
     assert ca.public_base_url == "http://127.0.0.1:8080"

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from tests.support.receivers import make_self_signed
 
 from certctl_operator.api import ConditionStatus, NotificationChannelSpec, NotificationChannelStatus
+from certctl_operator.api.notification import NotificationChannel
 from certctl_operator.kube.channels import (
     ChannelConfigError,
     SecretNeed,
@@ -18,10 +20,15 @@ from certctl_operator.kube.channels import (
     channel_status,
     channel_type_label,
     decode_secret_data,
+    destination_hosts,
     required_secrets,
+    resolved_egress_problems,
     secret_names,
+    spec_problems,
+    unparsable_channel_status,
 )
 from certctl_operator.notify import senders
+from certctl_operator.notify.egress import EgressPolicy, parse_networks
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 CA_PEM = make_self_signed().cert_pem
@@ -251,3 +258,89 @@ def test_channel_status_ready_and_not_ready() -> None:
     assert (condition.status, condition.reason) == (ConditionStatus.FALSE, "InvalidConfiguration")
     assert condition.message == "; ".join(problems)
     assert condition.last_transition_time == later, "unchanged status keeps its transition time"
+
+
+# --------------------------------------------------------------------------- egress and stored specs
+
+
+def test_destination_hosts_of_every_channel_type() -> None:
+    assert destination_hosts(WEBHOOK, SECRETS) == ["hooks.example.test"]
+    assert destination_hosts(EMAIL, SECRETS) == ["smtp.example.test"]
+    assert destination_hosts(SLACK, SECRETS) == ["hooks.slack.test"]
+    assert destination_hosts(TEAMS, SECRETS) == ["teams.example.test"]
+    assert destination_hosts(PAGERDUTY, SECRETS) == ["events.eu.pagerduty.com"]
+    inline = spec(webhook={"url": "http://[fd00:ec2::254]:8080/x"})
+    assert destination_hosts(inline, {}) == ["fd00:ec2::254"]
+    assert destination_hosts(WEBHOOK, {}) == [], "a missing Secret is its own problem"
+
+
+def test_literal_destinations_are_judged_by_the_egress_policy() -> None:
+    policy = EgressPolicy()
+    metadata = spec(webhook={"url": "http://169.254.169.254/latest/meta-data/"})
+    assert channel_problems(metadata, {}, egress=policy) == [
+        "egress policy refuses 169.254.169.254, a cloud metadata address, which notifications never reach"
+    ]
+    assert channel_problems(metadata, {}) == [], "no policy, no egress problems"
+    smtp = spec(email={"host": "10.1.2.3", "from": "a@example.test", "to": ["b@example.test"]})
+    (problem,) = channel_problems(smtp, {}, egress=policy)
+    assert problem.startswith(
+        "egress policy refuses 10.1.2.3, a private address outside the egress allow-list"
+    )
+    allowed = EgressPolicy(allowed=parse_networks(["10.0.0.0/8"]))
+    assert channel_problems(smtp, {}, egress=allowed) == []
+    slack = {"chat": {"slack": b"https://127.0.0.1:8443/services/T/B/X"}}
+    (problem,) = channel_problems(SLACK, slack, egress=policy)
+    assert "127.0.0.1, a loopback address" in problem
+    assert "services" not in problem, "the URL, a credential, is never quoted"
+    assert channel_problems(WEBHOOK, SECRETS, egress=policy) == [], "names are judged when resolved"
+    with pytest.raises(ChannelConfigError, match=r"egress policy refuses 169\.254\.169\.254"):
+        build_channel(metadata, {}, egress=policy)
+
+
+async def test_resolved_names_are_judged_when_asked() -> None:
+    problems = await resolved_egress_problems(["localhost", "127.0.0.1"], EgressPolicy())
+    (problem,) = problems
+    assert problem.startswith("egress policy refuses localhost: it resolves to ")
+    assert "a loopback address" in problem
+    allowed = EgressPolicy(allowed=parse_networks(["127.0.0.0/8", "::1/128"]))
+    assert await resolved_egress_problems(["localhost"], allowed) == []
+    assert await resolved_egress_problems(["does-not-resolve.invalid"], EgressPolicy()) == []
+
+
+def test_egress_refusals_make_the_reason_egress_denied() -> None:
+    problem = (
+        "egress policy refuses 169.254.169.254, a cloud metadata address, which notifications never reach"
+    )
+    status = channel_status(NotificationChannelStatus(), WEBHOOK, [problem], now=NOW, generation=1)
+    (condition,) = status.conditions
+    assert (condition.status, condition.reason, condition.message) == (
+        ConditionStatus.FALSE,
+        "EgressDenied",
+        problem,
+    )
+
+
+def test_a_stored_spec_the_schema_now_refuses_is_described_without_its_values() -> None:
+    body = {
+        "metadata": {"name": "legacy", "namespace": "a", "generation": 2},
+        "spec": {"webhook": {"url": "http://127.0.0.1/x", "headers": {"X-Token": "s3cr3t\r\nX-Evil: 1"}}},
+        "status": {"type": "Webhook", "conditions": []},
+    }
+    with pytest.raises(ValidationError) as error:
+        NotificationChannel.from_body(
+            {"apiVersion": "certctl.io/v1alpha1", "kind": "NotificationChannel", **body}
+        )
+    problems = spec_problems(error.value)
+    assert problems == (
+        "spec.webhook.headers: header 'X-Token' is invalid: header values must not contain CR, LF, NUL "
+        "or other control characters (a tab is allowed)",
+    )
+    assert spec_problems(ValueError("anything")) == ("the channel's spec is not valid",)
+
+    before, after = unparsable_channel_status(body, problems, now=NOW)
+    assert before.type is not None and before.type.value == "Webhook"
+    (condition,) = after.conditions
+    assert (condition.status, condition.reason) == (ConditionStatus.FALSE, "InvalidConfiguration")
+    assert condition.message == problems[0]
+    assert "s3cr3t" not in condition.message
+    assert after.observed_generation == 2 and after.type is not None and after.type.value == "Webhook"

@@ -263,3 +263,30 @@ async def test_a_stop_request_ends_the_standby_promptly() -> None:
     stop.set()
     async with asyncio.timeout(0.5):
         assert await waiting is False
+
+
+# --------------------------------------------------------------------------- standby readiness
+
+
+async def test_a_standby_is_ready_from_its_first_look_and_not_after_a_lease_duration_without_the_api() -> (
+    None
+):
+    leases = FakeLeases()
+    holder, standby = elector(leases, "a"), elector(leases, "b")
+    now = [0.0]
+    standby.monotonic = lambda: now[0]
+    assert await acquire_within(holder, 1.0)
+    assert not standby.able_to_take_over(), "ready before it ever read the Lease"
+    await standby.try_acquire_or_renew()
+    assert standby.holder == "a"
+    assert standby.able_to_take_over()
+    leases.broken = True
+    now[0] = 0.9
+    with pytest.raises(ApiException):
+        await standby.try_acquire_or_renew()
+    assert standby.able_to_take_over(), "one failed look is no reason to leave the Service"
+    now[0] = 1.0
+    assert not standby.able_to_take_over()
+    leases.broken = False
+    await standby.try_acquire_or_renew()
+    assert standby.able_to_take_over()

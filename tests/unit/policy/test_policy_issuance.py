@@ -28,6 +28,8 @@ from certctl_operator.pki import (
     private_key_to_pem,
 )
 from certctl_operator.policy.issuance import (
+    ANNOTATION_ALLOW_TAKEOVER,
+    ANNOTATION_CERTIFICATE_NAME,
     ANNOTATION_RENEW,
     ANNOTATION_REVISION,
     Action,
@@ -50,13 +52,17 @@ from certctl_operator.policy.issuance import (
     metadata_differs,
     next_action_time,
     ocsp_url,
+    other_owner,
     ready_transition,
     renew_token,
     request_hash,
+    secret_conflict,
+    secret_written_for,
     serial_hex,
     spec_problems,
     status_after_failure,
     status_after_issuance,
+    status_conflict_waiting,
     status_in_sync,
     status_invalid,
     status_revoked,
@@ -205,7 +211,6 @@ def test_request_carries_urls_only_for_a_ca_issuer_with_a_base_url(ca: Generated
     ("spec", "fragment"),
     [
         ({"duration": "30m"}, "shorter than the minimum"),
-        ({"privateKey": {"algorithm": "Ed25519", "encoding": "PKCS1"}}, "no PKCS1 encoding"),
         ({"usages": ["cert sign"]}, "only allowed on a CA"),
         ({"isCA": True, "dnsNames": ["ca.test"]}, "CA certificate needs a subject"),
     ],
@@ -578,12 +583,39 @@ def test_back_off_is_skipped_for_a_new_spec_or_an_issuer_that_recovered() -> Non
     assert decide(edited, missing, problems=[], issuer_ready=True, now=soon).action is Action.ISSUE
 
 
+def renew_requested(cert: ManagedCertificate, value: str) -> ManagedCertificate:
+    requested = cert.model_copy(deep=True)
+    requested.metadata.annotations[ANNOTATION_RENEW] = value
+    return requested
+
+
+def test_a_new_renew_value_cuts_the_back_off_short_once() -> None:
+    missing = SecretExamination(exists=False)
+    soon = NOW + timedelta(seconds=5)
+    cert = failed(certificate())
+    assert cert.status.failed_renew_request is None
+    asked = renew_requested(cert, "now-please")
+    assert decide(asked, missing, problems=[], issuer_ready=True, now=soon).action is Action.ISSUE
+    # That attempt failed too: the same value waits for the back-off, the next new one does not.
+    again = failed(asked, now=soon)
+    assert again.status.failed_renew_request == "now-please"
+    assert again.status.failed_issuance_attempts == 2
+    later = soon + timedelta(seconds=5)
+    assert decide(again, missing, problems=[], issuer_ready=True, now=later).action is Action.WAIT
+    newer = renew_requested(again, "really-now")
+    assert decide(newer, missing, problems=[], issuer_ready=True, now=later).action is Action.ISSUE
+    # The value the current certificate answered is no request at all.
+    answered = again.model_copy(deep=True)
+    answered.status.last_renew_request = "now-please"
+    assert decide(answered, missing, problems=[], issuer_ready=True, now=later).action is Action.WAIT
+
+
 def test_success_clears_the_failure_record(ca: GeneratedCA) -> None:
     cert = failed(failed(certificate()))
     _, facts = write(cert, ca_view(ca), 1)
     status = status_after_issuance(cert, facts, renew_request=None, now=NOW)
     assert status.failed_issuance_attempts is None and status.last_failure_time is None
-    assert status.next_attempt_time is None
+    assert status.next_attempt_time is None and status.failed_renew_request is None
     ready = find_condition(status.conditions, "Ready")
     assert ready is not None and ready.status == ConditionStatus.TRUE
     assert ready_transition(cert.status, status)
@@ -686,3 +718,103 @@ def test_a_secret_ahead_holding_a_revoked_serial_is_not_adopted(ca: GeneratedCA)
     cert.status.revoked_serial_numbers = [second.serial]
     decision = decide(cert, examine(cert, ahead, view), problems=[], issuer_ready=True, now=NOW)
     assert (decision.action, decision.revision) == (Action.ISSUE, 3)
+
+
+# --------------------------------------------------------------------------- whose Secret
+
+
+def secret_of(
+    annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+    type_: str = "kubernetes.io/tls",
+) -> SecretSnapshot:
+    return SecretSnapshot(NS, "web-tls", type_, labels=labels or {}, annotations=annotations or {})
+
+
+def test_a_missing_secret_or_one_written_for_the_certificate_may_be_written() -> None:
+    assert secret_conflict(None, certificate_name="web", owner_claims_it=False) is None
+    ours = secret_of({ANNOTATION_CERTIFICATE_NAME: "web"})
+    assert secret_written_for(ours, "web")
+    assert secret_conflict(ours, certificate_name="web", owner_claims_it=False) is None
+    # Annotations lost (a tampered Secret): the operator's label still says whose it is.
+    relabelled = secret_of(labels={"certctl.io/managed-by-certificate": managed_by_label_value("web")})
+    assert secret_written_for(relabelled, "web") and not secret_written_for(relabelled, "api")
+    assert secret_conflict(relabelled, certificate_name="web", owner_claims_it=False) is None
+
+
+def test_a_secret_the_operator_did_not_write_is_written_only_when_its_owner_allows_it() -> None:
+    users = secret_of({"owner": "someone"})
+    assert other_owner(users, "web") is None
+    message = secret_conflict(users, certificate_name="web", owner_claims_it=False)
+    assert message is not None
+    assert "web-tls" in message and f"{ANNOTATION_ALLOW_TAKEOVER}=web" in message
+    other = secret_of({ANNOTATION_ALLOW_TAKEOVER: "api"})
+    message = secret_conflict(other, certificate_name="web", owner_claims_it=False)
+    assert message is not None and "allows ManagedCertificate api, not web" in message
+    allowed = secret_of({ANNOTATION_ALLOW_TAKEOVER: "web"})
+    assert secret_conflict(allowed, certificate_name="web", owner_claims_it=False) is None
+    # The type cannot change, whatever the annotation says.
+    opaque = secret_of({ANNOTATION_ALLOW_TAKEOVER: "web"}, type_="Opaque")
+    message = secret_conflict(opaque, certificate_name="web", owner_claims_it=False)
+    assert message is not None and "Opaque" in message
+
+
+def test_a_secret_written_for_another_certificate_is_free_once_that_one_lets_go() -> None:
+    theirs = secret_of({ANNOTATION_CERTIFICATE_NAME: "api"})
+    assert other_owner(theirs, "web") == "api" and other_owner(theirs, "api") is None
+    assert not secret_written_for(theirs, "web")
+    assert secret_conflict(theirs, certificate_name="web", owner_claims_it=True) == (
+        "Secret web-tls belongs to ManagedCertificate api"
+    )
+    assert secret_conflict(theirs, certificate_name="web", owner_claims_it=False) is None
+
+
+def test_a_conflict_is_tried_once_then_waits_until_the_secret_is_free() -> None:
+    missing = SecretExamination(exists=False)
+    conflict = "Secret web-tls belongs to ManagedCertificate api"
+    cert = certificate()
+    first = decide(cert, missing, problems=[], issuer_ready=True, now=NOW, conflict=conflict)
+    assert (first.action, first.conflict, first.reason) == (Action.CONFLICT, conflict, Reason.DOES_NOT_EXIST)
+    blocked = failed(cert, Reason.SECRET_CONFLICT)
+    soon = NOW + timedelta(seconds=5)
+    waiting = decide(blocked, missing, problems=[], issuer_ready=True, now=soon, conflict=conflict)
+    assert (waiting.action, waiting.conflict) == (Action.WAIT, conflict)
+    # Free now: at once, whatever the back-off.
+    assert decide(blocked, missing, problems=[], issuer_ready=True, now=soon).action is Action.ISSUE
+    # Still in the way when the back-off ends: counted as one more attempt.
+    due = decide(blocked, missing, problems=[], issuer_ready=True, now=NOW + BASE, conflict=conflict)
+    assert due.action is Action.CONFLICT
+    # A conflict does not shorten the back-off of another failure.
+    signing = failed(cert)
+    assert decide(signing, missing, problems=[], issuer_ready=True, now=soon).action is Action.WAIT
+
+
+def test_a_waiting_conflict_follows_the_secret_changing_hands_without_an_attempt() -> None:
+    cert = certificate()
+    blocked = cert.model_copy(
+        update={
+            "status": status_after_failure(
+                cert,
+                reason=Reason.SECRET_CONFLICT,
+                message="Secret web-tls belongs to ManagedCertificate api",
+                trigger=Reason.DOES_NOT_EXIST,
+                trigger_message="missing",
+                now=NOW,
+                retry_base=BASE,
+                retry_cap=CAP,
+            )
+        }
+    )
+    later = NOW + timedelta(seconds=5)
+    same = status_conflict_waiting(blocked, "Secret web-tls belongs to ManagedCertificate api", now=later)
+    assert same == blocked.status
+    moved = status_conflict_waiting(blocked, "Secret web-tls belongs to ManagedCertificate db", now=later)
+    ready = find_condition(moved.conditions, "Ready")
+    assert ready is not None and ready.message.endswith("ManagedCertificate db")
+    assert ready.last_transition_time == NOW and not ready_transition(blocked.status, moved)
+    assert moved.failed_issuance_attempts == 1 and moved.next_attempt_time == blocked.status.next_attempt_time
+    # Another failure is not rewritten as a conflict.
+    signing = failed(cert)
+    assert status_conflict_waiting(signing, "Secret web-tls belongs to ManagedCertificate db", now=later) == (
+        signing.status
+    )

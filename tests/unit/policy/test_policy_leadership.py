@@ -8,6 +8,7 @@ from certctl_operator.policy.leadership import (
     LeaseRecord,
     LeaseTimings,
     Observation,
+    able_to_take_over,
     decide,
     expires_at,
     observe,
@@ -181,3 +182,14 @@ def test_the_holder_gives_up_at_the_renew_deadline_and_stops_before_anyone_may_t
     deadline = stop_deadline(100.0, TIMINGS)
     assert deadline == 112.5
     assert 110.0 < deadline < 100.0 + TIMINGS.lease_duration.total_seconds()
+
+
+# --------------------------------------------------------------------------- standby readiness
+
+
+def test_a_standby_is_ready_while_it_reaches_the_api_server_within_a_lease_duration() -> None:
+    assert not able_to_take_over(None, 100.0, TIMINGS), "never got through"
+    assert able_to_take_over(100.0, 100.0, TIMINGS)
+    assert able_to_take_over(100.0, 114.9, TIMINGS)
+    # Cut off for a whole lease duration, it could not notice a dead leader and take over.
+    assert not able_to_take_over(100.0, 115.0, TIMINGS)

@@ -16,16 +16,27 @@ from certctl_operator.api import (
     RevokedCertificate,
 )
 from certctl_operator.policy.revocation import (
-    MAX_LISTED_SERIALS,
+    MAX_JOURNAL_ENTRIES,
     PENDING_RETRY_CAP,
+    SHARD_COUNT,
+    ArchivedEntry,
+    CRLState,
     CurrentCertificate,
     IssuerKey,
     IssuerView,
     Outcome,
     RevocationListFull,
     crl_refresh_due,
+    decode_issued,
+    decode_revoked,
+    encode_issued,
+    encode_revoked,
+    entry_leaving,
     find_entry,
     issuer_notification,
+    listed_on,
+    merge_issued,
+    merge_revoked,
     new_crl_due,
     next_crl,
     normalize_serial,
@@ -33,6 +44,9 @@ from certctl_operator.policy.revocation import (
     requested_by,
     resolve_target,
     severity_of,
+    shard_index,
+    union_of,
+    unlisted,
 )
 
 NOW = datetime(2031, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -287,7 +301,7 @@ def test_the_number_continues_above_what_was_published() -> None:
 def test_a_full_list_refuses_new_entries() -> None:
     full = IssuerStatus(
         crl_number=1,
-        revoked_certificates=[entry(normalize_serial(n)) for n in range(1, MAX_LISTED_SERIALS + 1)],
+        revoked_certificates=[entry(normalize_serial(n)) for n in range(1, MAX_JOURNAL_ENTRIES + 1)],
     )
     with pytest.raises(RevocationListFull):
         next_crl(full, NOW, DAY, HOUR, add=entry("ffffff"))
@@ -331,6 +345,111 @@ def test_the_timer_starts_a_new_crl_for_a_new_ca_or_a_status_behind_the_publishe
     assert new_crl_due(fresh, NOW, HOUR, published=(3, "ca-1"), ca_fingerprint="ca-2")
     assert new_crl_due(fresh, NOW, HOUR, published=(9, "ca-1"), ca_fingerprint="ca-1")
     assert new_crl_due(fresh, NOW + HOUR, HOUR, published=(3, "ca-1"), ca_fingerprint="ca-1")
+
+
+# --------------------------------------------------------------------------- the archive
+
+
+def test_archived_entries_round_trip_through_the_text_form() -> None:
+    entries = [
+        entry("0a", not_after=NOW + DAY, crl_number=4),
+        RevokedCertificate(
+            serial_number="ff01", revoked_at=NOW - DAY, reason=RevocationReason.PRIVILEGE_WITHDRAWN
+        ),
+        entry("7f" * 20, crl_number=None),
+    ]
+    text = encode_revoked(entries)
+    assert text.splitlines()[0] == f"0a,{int(NOW.timestamp())},1,{int((NOW + DAY).timestamp())},4"
+    assert text.splitlines()[1] == f"ff01,{int((NOW - DAY).timestamp())},9,-,-"
+    assert len(text.splitlines()[2]) < 75, "a 20-octet serial takes one short line"
+    decoded = decode_revoked(text)
+    assert {serial: e.as_revoked_certificate() for serial, e in decoded.items()} == {
+        e.serial_number: e for e in entries
+    }
+    assert decoded["0a"] == ArchivedEntry.of(entries[0]) and ArchivedEntry.of(decoded["0a"]) is decoded["0a"]
+    assert decode_revoked("") == {}
+
+
+@pytest.mark.parametrize("bad", ["0a,1,1,-", "0a,x,1,-,-", "0a,1,8,-,-", "zz,1,1,-,-", "0a,-,1,-,-"])
+def test_an_archived_line_that_does_not_parse_is_an_error_not_a_gap(bad: str) -> None:
+    with pytest.raises(ValueError, match="line 2"):
+        decode_revoked(f"01,1,1,-,-\n{bad}\n")
+
+
+def test_issued_serials_round_trip_and_leave_after_expiry() -> None:
+    serials = {"0b": NOW + DAY, "0c": NOW - timedelta(seconds=1)}
+    assert decode_issued(encode_issued(serials)) == serials
+    merged = merge_issued(serials, {"0x0D": NOW + 2 * DAY, "0e": NOW - DAY}, NOW)
+    assert merged == {"0b": NOW + DAY, "0d": NOW + 2 * DAY}
+    with pytest.raises(ValueError):
+        decode_issued("0b,-\n")
+
+
+def test_serials_spread_over_the_shards_and_always_land_in_the_same_one() -> None:
+    counts = [0] * SHARD_COUNT
+    for number in range(1, 16001):
+        counts[shard_index(number)] += 1
+    assert min(counts) > 800 and max(counts) < 1200, counts
+    assert shard_index("0A:FF") == shard_index(0x0AFF) == shard_index("aff")
+
+
+def test_moving_entries_into_a_shard_keeps_what_is_there_and_drops_what_no_crl_lists() -> None:
+    kept = entry("01", crl_number=2)
+    stale = entry("02", not_after=NOW - 2 * HOUR, crl_number=1)
+    recent = entry("03", not_after=NOW - timedelta(minutes=30), crl_number=1)
+    changed = entry("01", revoked_at=NOW - DAY, crl_number=9)
+    merged = merge_revoked(
+        {"01": kept, "02": stale, "03": recent}, [changed, entry("04", crl_number=9)], NOW, HOUR
+    )
+    assert merged == {"01": kept, "03": recent, "04": entry("04", crl_number=9)}
+    assert set(merge_revoked({"02": stale}, [], None, HOUR)) == {"02"}, "without a CRL nothing is dropped"
+
+
+def test_entries_no_crl_lists_any_more_may_be_deleted() -> None:
+    entries = [
+        entry("01", not_after=NOW - 2 * HOUR),
+        entry("02", not_after=NOW - timedelta(minutes=30)),
+        entry("03"),
+        ArchivedEntry.of(entry("04", not_after=NOW - DAY)),
+    ]
+    assert unlisted(entries, NOW, HOUR) == ["01", "04"]
+    assert unlisted(entries, None, HOUR) == []
+    kept = merge_revoked({e.serial_number: e for e in entries}, (), NOW, HOUR)
+    assert set(kept) == {"02", "03"}
+
+
+def test_each_crl_number_lists_what_was_listed_by_then_and_not_yet_gone() -> None:
+    entries = [
+        entry("01", crl_number=3),
+        entry("02", crl_number=5),
+        entry("03", crl_number=None),
+        entry("04", crl_number=2, not_after=NOW - 2 * HOUR),
+    ]
+    assert [e.serial_number for e in listed_on(entries, 4, NOW, HOUR)] == ["01", "03"]
+    assert [e.serial_number for e in listed_on(entries, 5, NOW - 2 * HOUR, HOUR)] == ["01", "02", "03", "04"]
+    assert entry_leaving(entries, NOW - 2 * HOUR, NOW, HOUR)
+    assert not entry_leaving(entries, NOW - timedelta(minutes=30), NOW, HOUR), "already gone from that CRL"
+
+
+def test_a_crl_lists_journal_and_archive_once_each() -> None:
+    journal_entry = entry("05", crl_number=6)
+    state = next_crl(IssuerStatus(crl_number=6, revoked_certificates=[journal_entry]), NOW, DAY, HOUR)
+    archived = [entry("01", crl_number=1), entry("05", crl_number=6), entry("09", crl_number=8)]
+    full = state.with_archive(archived, HOUR)
+    assert full.number == 7
+    assert sorted(e.serial_number for e in full.entries) == ["01", "05"]
+    assert full.status_fields()["revokedCertificates"] == state.status_fields()["revokedCertificates"]
+    assert len(union_of(archived, [journal_entry])) == 3
+    assert CRLState(7, NOW, NOW + DAY, ()).with_archive(archived, HOUR).journal == ()
+
+
+def test_an_archived_entry_leaving_the_list_starts_a_new_crl() -> None:
+    fresh = IssuerStatus(crl_number=3, crl_this_update=NOW - timedelta(minutes=10), crl_next_update=NOW + DAY)
+    leaving = [entry("01", not_after=NOW - timedelta(minutes=70))]
+    assert not crl_refresh_due(fresh, NOW, DAY, HOUR)
+    assert crl_refresh_due(fresh, NOW, DAY, HOUR, archived=leaving)
+    assert new_crl_due(fresh, NOW, HOUR, published=(3, "ca"), ca_fingerprint="ca", archived=leaving)
+    assert not new_crl_due(fresh, NOW, HOUR, published=(3, "ca"), ca_fingerprint="ca")
 
 
 # --------------------------------------------------------------------------- after revoking

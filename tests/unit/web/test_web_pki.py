@@ -34,7 +34,7 @@ from certctl_operator.pki import (
     issue_certificate,
     read_crl,
 )
-from certctl_operator.policy.revocation import IssuerKey, next_crl
+from certctl_operator.policy.revocation import ArchivedEntry, IssuerKey, next_crl
 from certctl_operator.settings import Settings
 from certctl_operator.web import pki_endpoints  # noqa: F401  (registers the routes)
 from certctl_operator.web.pki_state import COLD_BUDGET, IssuedIndex, PKIRegistry, PublishedCRL, registry_of
@@ -111,6 +111,66 @@ def test_older_revocation_lists_and_crls_never_replace_newer_ones() -> None:
     assert registry.set_crl(KEY, PublishedCRL(b"five", 5, NOW, None, "fp"))
     assert not registry.set_crl(KEY, PublishedCRL(b"four", 4, NOW, None, "fp"))
     assert registry.issuer(KEY).crl is not None and registry.issuer(KEY).crl.der == b"five"
+
+
+def revoked(serial: str, crl_number: int) -> RevokedCertificate:
+    return RevokedCertificate(
+        serial_number=serial, revoked_at=NOW, reason=RevocationReason.KEY_COMPROMISE, crl_number=crl_number
+    )
+
+
+def archived(*entries: RevokedCertificate) -> dict[str, ArchivedEntry]:
+    return {e.serial_number: ArchivedEntry.of(e) for e in entries}
+
+
+def test_a_journal_from_a_head_the_archive_copy_is_behind_never_forgets_an_entry() -> None:
+    registry = PKIRegistry()
+    state = registry.issuer(KEY)
+    state.set_archive(archived(revoked("01", 1)), 1)
+    registry.update_revoked(
+        KEY,
+        IssuerStatus(crl_number=5, revocation_archive_generation=1, revoked_certificates=[revoked("0a", 5)]),
+    )
+    # Another process moved 0a to the archive (generation 2); this copy has not read it yet.
+    assert registry.update_revoked(KEY, IssuerStatus(crl_number=5, revocation_archive_generation=2))
+    assert registry.certificate_status(KEY, 0x0A, NOW).kind.value == "revoked"
+    assert registry.certificate_status(KEY, 0x01, NOW).kind.value == "revoked"
+    assert not registry.update_revoked(KEY, IssuerStatus(crl_number=5, revocation_archive_generation=1)), (
+        "older head"
+    )
+    # Once the archive copy is at generation 2, the journal of that head is taken as it is.
+    state.set_archive(archived(revoked("01", 1), revoked("0a", 5)), 2)
+    registry.update_revoked(KEY, IssuerStatus(crl_number=6, revocation_archive_generation=2))
+    assert state.journal == {} and len(state.listed()) == 2
+    assert registry.certificate_status(KEY, 0x0A, NOW).kind.value == "revoked"
+    assert state.archive_current(2) and not state.archive_current(3)
+
+
+def test_entries_this_process_moved_join_the_archive_copy_only_in_step() -> None:
+    state = PKIRegistry().issuer(KEY)
+    state.add_archived([revoked("02", 2)], 1)
+    assert state.archive_generation is None, "never read: the next look reads it whole"
+    state.set_archive({}, 1)
+    state.add_archived([revoked("02", 2)], 2)
+    assert state.archive_generation == 2 and set(state.archive) == {"02"}
+    state.add_archived([revoked("03", 3)], 4)
+    assert state.archive_generation == 2 and "03" not in state.archive, (
+        "a move by another process came between"
+    )
+    state.set_archive({}, 1)
+    assert state.archive_generation == 2, "an older read never replaces a newer copy"
+
+
+def test_the_index_takes_in_the_stored_serials_after_a_restart() -> None:
+    index = IssuedIndex()
+    index.load(KEY, {"0f": NOW + timedelta(days=1), "10": NOW - timedelta(seconds=1)})
+    assert KEY in index.loaded
+    assert index.is_issued(KEY, 0x0F, NOW)
+    assert not index.is_issued(KEY, 0x10, NOW), "expired: neither good nor revoked"
+    index.add(KEY, "11", NOW + timedelta(hours=1))
+    assert index.is_issued(KEY, 0x11, NOW)
+    index.update(mcert("web", 0x0F, revokedSerialNumbers=["0f"]))
+    assert not index.is_issued(KEY, 0x0F, NOW)
 
 
 def test_requests_read_the_cluster_at_a_bounded_rate() -> None:
