@@ -53,8 +53,9 @@ class Settings(BaseModel):
         default=(),
         description=(
             "CIDRs of loopback and private addresses (RFC 1918, CGNAT, unique local IPv6) that "
-            "notifications may reach; comma-separated. Link-local and cloud metadata addresses are "
-            "never reachable; public ones always are."
+            "notifications may reach; comma-separated. A cloud metadata address is reachable only "
+            "through an entry for exactly that address, other link-local addresses only through an "
+            "entry inside 169.254.0.0/16 or fe80::/10; public addresses always are."
         ),
     )
 

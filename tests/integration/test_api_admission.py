@@ -227,10 +227,10 @@ BAD_OBJECTS = [
     Bad(
         "issuer-both-types",
         issuer(selfSigned={}, ca={"secretName": "ca"}),
-        "only one issuer type may be set: selfSigned and ca are mutually exclusive",
+        "only one issuer type may be set: selfSigned, ca and acme are mutually exclusive",
         shared=True,
     ),
-    Bad("issuer-no-type", issuer(), "no issuer type is set: set one of selfSigned or ca", shared=True),
+    Bad("issuer-no-type", issuer(), "no issuer type is set: set one of selfSigned, ca or acme", shared=True),
     Bad("clusterissuer-no-type", issuer("ClusterIssuer", crl={}), "no issuer type is set", shared=True),
     Bad(
         "clusterissuer-ca-without-secret",

@@ -25,6 +25,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from kubernetes import client
+from tests.support.leak_scan import key_needles as _key_needles
+from tests.support.leak_scan import leaks as _leaks
+from tests.support.leak_scan import text_needles as _text_needles
 from tests.support.observability import json_records
 from tests.support.pki_cluster import (
     GROUP,
@@ -48,52 +51,6 @@ from certctl_operator.dev.operator_process import OperatorFactory
 
 ENV = {"CERTCTL_ISSUER_CHECK_INTERVAL": "1s", "CERTCTL_NOTIFICATION_MAX_ATTEMPTS": "2"}
 NAMESPACED = ("issuers", "managedcertificates", "revocations", "notificationchannels", "notificationevents")
-
-
-# --------------------------------------------------------------------------- what is secret
-
-
-def _key_needles(label: str, pem: str) -> dict[str, str]:
-    """Forms of a private key to look for: the PEM, its base64 (as Secret data holds it), a slice
-    of the PEM body that encodes only private-key bytes, and that private value in hex."""
-    body = "".join(line for line in pem.strip().splitlines() if not line.startswith("-----"))
-    der = base64.b64decode(body)
-    key = serialization.load_pem_private_key(pem.encode(), password=None)
-    assert isinstance(key, ec.EllipticCurvePrivateKey), f"{label} is not an EC key"
-    size = (key.curve.key_size + 7) // 8
-    scalar = key.private_numbers().private_value.to_bytes(size, "big")
-    offset = der.index(scalar)
-    # Base64 characters from here on encode bytes of the private value only.
-    start = (offset * 4 + 2) // 3 + 1
-    secret_slice = body[start : start + 32]
-    assert len(secret_slice) == 32 and (start + 32) * 3 // 4 <= offset + size
-    return {
-        f"{label} (PEM)": pem.strip(),
-        f"{label} (base64 of the PEM)": base64.b64encode(pem.encode()).decode(),
-        f"{label} (base64 of the PEM, a slice)": base64.b64encode(pem.encode()).decode()[60:92],
-        f"{label} (32 characters of the PEM body)": secret_slice,
-        f"{label} (private value in hex)": scalar.hex(),
-    }
-
-
-def _text_needles(label: str, value: str) -> dict[str, str]:
-    return {f"{label}": value, f"{label} (base64)": base64.b64encode(value.encode()).decode()}
-
-
-def _variants(haystack: str) -> tuple[str, ...]:
-    """The text as is, and with line breaks (raw or JSON-escaped) removed, so a PEM slice is found."""
-    return haystack, haystack.replace("\n", ""), haystack.replace("\\n", "").replace("\n", "")
-
-
-def _leaks(needles: Mapping[str, str], haystacks: Mapping[str, str]) -> list[str]:
-    found = []
-    for where, haystack in haystacks.items():
-        forms = _variants(haystack)
-        for what, needle in needles.items():
-            flat = needle.replace("\n", "")
-            if any(needle in form or flat in form for form in forms):
-                found.append(f"{what} in {where}")
-    return found
 
 
 # --------------------------------------------------------------------------- helpers

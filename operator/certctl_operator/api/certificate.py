@@ -413,6 +413,51 @@ class ManagedCertificateSpec(ApiModel):
         return lifetime / 3
 
 
+ACMEURL = Annotated[str, Field(max_length=1024)]
+
+
+class ACMEAuthorizationStatus(ApiModel):
+    """One authorization of an ACME order and the challenge the operator answers for it."""
+
+    identifier: str = Field(max_length=253, description="The name (or IP address) being authorized.")
+    url: ACMEURL = Field(description="The authorization's URL at the CA.")
+    state: str = Field(
+        max_length=32, description="The authorization's status at the CA: pending, valid, invalid, ..."
+    )
+    challenge_type: str | None = Field(
+        default=None, max_length=32, description="The challenge answered: http-01 or dns-01."
+    )
+    challenge_url: ACMEURL | None = Field(default=None, description="The challenge's URL at the CA.")
+    token: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The challenge token (public; the key authorization is recomputed from the account key).",
+    )
+
+
+class ACMEOrderStatus(ApiModel):
+    """The ACME order in progress, kept so that a restarted operator resumes it instead of starting over."""
+
+    url: ACMEURL = Field(description="The order's URL at the CA.")
+    account_url: ACMEURL | None = Field(default=None, alias="accountURL", description="The ACME account.")
+    finalize_url: ACMEURL | None = Field(default=None, alias="finalizeURL", description="Where the CSR goes.")
+    state: str = Field(
+        max_length=32,
+        description="The order's status at the CA: pending, ready, processing, valid or invalid.",
+    )
+    identifiers: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list, max_length=100, description="The names the order is for."
+    )
+    authorizations: list[ACMEAuthorizationStatus] = Field(
+        default_factory=list, max_length=100, description="The order's authorizations."
+    )
+    problem: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="The ACME problem document type (urn:ietf:params:acme:error:...) that ended the order.",
+    )
+
+
 class ManagedCertificateStatus(StatusBase):
     """Observed state of a ManagedCertificate."""
 
@@ -481,6 +526,10 @@ class ManagedCertificateStatus(StatusBase):
             "Value of the certctl.io/renew annotation (recorded like lastRenewRequest) pending when issuance "
             "last failed; another value starts an attempt at once instead of waiting for nextAttemptTime."
         ),
+    )
+    acme_order: ACMEOrderStatus | None = Field(
+        default=None,
+        description="The ACME order in progress or last finished, for a certificate from an acme issuer.",
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
-from typing import ClassVar, Self
+from typing import Annotated, ClassVar, Self
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -14,10 +14,12 @@ from certctl_operator.api.common import (
     READY_COLUMN,
     ApiModel,
     CelRule,
+    EmailAddress,
     ObjectName,
     PositiveDuration,
     PrinterColumn,
     Resource,
+    SecretKey,
     StatusBase,
     StrictBool,
     StrictInt,
@@ -36,6 +38,7 @@ class IssuerType(StrEnum):
 
     SELF_SIGNED = "SelfSigned"
     CA = "CA"
+    ACME = "ACME"
 
 
 class SelfSignedIssuer(ApiModel):
@@ -51,6 +54,151 @@ class CAIssuer(ApiModel):
             "(tls.key). An Issuer reads it from its own namespace, a ClusterIssuer from the operator's "
             "namespace."
         )
+    )
+
+
+class ACMESecretKeySelector(ApiModel):
+    """One key of a Secret; the key has a default."""
+
+    name: ObjectName = Field(
+        description=(
+            "Name of the Secret. An Issuer reads it from its own namespace, a ClusterIssuer from the "
+            "operator's namespace."
+        )
+    )
+    key: SecretKey | None = Field(
+        default=None, description="Key in the Secret's data; the field naming the Secret gives the default."
+    )
+
+
+class ACMEExternalAccountBinding(ApiModel):
+    """External Account Binding (RFC 8555 section 7.3.4): ties the ACME account to an account at the CA."""
+
+    key_id: str = Field(
+        alias="keyID", min_length=1, max_length=1024, description="Key identifier given by the CA."
+    )
+    key_secret_ref: ACMESecretKeySelector = Field(
+        description=(
+            "Secret key holding the HMAC key given by the CA, base64url-encoded as the CA hands it out "
+            "(key defaults to secret)."
+        )
+    )
+
+
+class ACMEHTTP01Solver(ApiModel):
+    """HTTP-01: the operator answers the CA's request for http://<name>/.well-known/acme-challenge/<token>
+    on its own HTTP port. The name must reach that port, for example through an Ingress or a
+    Service in front of the operator, or directly on a single node."""
+
+
+class TSIGAlgorithm(StrEnum):
+    """The HMAC that signs RFC 2136 updates (RFC 8945)."""
+
+    HMACMD5 = "HMACMD5"
+    HMACSHA1 = "HMACSHA1"
+    HMACSHA224 = "HMACSHA224"
+    HMACSHA256 = "HMACSHA256"
+    HMACSHA384 = "HMACSHA384"
+    HMACSHA512 = "HMACSHA512"
+
+
+class ACMERFC2136Provider(ApiModel):
+    """DNS-01 through RFC 2136 dynamic updates, signed with TSIG."""
+
+    nameserver: str = Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^(\[[0-9a-fA-F:.]+\]|[^\t\n\f\r :\[\]]+)(:[0-9]{1,5})?$",
+        description="Authoritative DNS server taking the updates, host or host:port (port 53 when omitted).",
+    )
+    tsig_key_name: str | None = Field(
+        default=None, max_length=255, description="Name of the TSIG key; updates are unsigned without it."
+    )
+    tsig_algorithm: TSIGAlgorithm = Field(
+        default=TSIGAlgorithm.HMACSHA256, description="TSIG algorithm the updates are signed with."
+    )
+    tsig_secret_secret_ref: ACMESecretKeySelector | None = Field(
+        default=None,
+        description="Secret key holding the base64-encoded TSIG secret (key defaults to secret).",
+    )
+
+
+class ACMEDNS01Solver(ApiModel):
+    """DNS-01: the operator publishes the TXT record _acme-challenge.<name>."""
+
+    rfc2136: ACMERFC2136Provider = Field(description="Publish the record by RFC 2136 dynamic update.")
+
+
+class ACMESolverSelector(ApiModel):
+    """Which names a solver is used for; a solver without a selector takes every name."""
+
+    dns_names: list[Annotated[str, Field(max_length=253)]] | None = Field(
+        default=None, max_length=100, description="Exact names (a wildcard name as written)."
+    )
+    dns_zones: list[Annotated[str, Field(max_length=253)]] | None = Field(
+        default=None,
+        max_length=100,
+        description="Zones: the solver takes each name equal to or below one of them.",
+    )
+
+
+_SOLVER_TYPE_RULES = cel_exactly_one(("http01", "dns01"), "solver type")
+
+
+class ACMESolver(ApiModel):
+    """One way of answering challenges: exactly one of http01 or dns01."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(*_SOLVER_TYPE_RULES))
+
+    selector: ACMESolverSelector | None = Field(
+        default=None,
+        description=(
+            "Names this solver is for. The most specific match wins: dnsNames before dnsZones (the "
+            "longest zone first) before solvers without a selector; on a tie, the first in the list."
+        ),
+    )
+    http01: ACMEHTTP01Solver | None = Field(default=None, description="Answer HTTP-01 challenges.")
+    dns01: ACMEDNS01Solver | None = Field(default=None, description="Answer DNS-01 challenges.")
+
+    @model_validator(mode="after")
+    def _exactly_one_type(self) -> Self:
+        error = exactly_one_error({"http01": self.http01, "dns01": self.dns01}, _SOLVER_TYPE_RULES)
+        if error:
+            raise ValueError(error)
+        return self
+
+
+class ACMEIssuer(ApiModel):
+    """Certificates are ordered from an ACME CA (RFC 8555) such as Let's Encrypt or step-ca."""
+
+    server: str = Field(
+        max_length=1024,
+        pattern=r"^https://[^\t\n\f\r /?#]+([/?#][^\t\n\f\r ]*)?$",
+        description="The https URL of the CA's ACME directory.",
+    )
+    email: EmailAddress | None = Field(
+        default=None, description="Contact address registered with the ACME account."
+    )
+    ca_bundle: str | None = Field(
+        default=None,
+        max_length=1048576,
+        json_schema_extra={"format": "byte"},
+        description=(
+            "Base64-encoded PEM certificates trusted for the directory's TLS connection instead of "
+            "the system's roots (a private CA)."
+        ),
+    )
+    private_key_secret_ref: ACMESecretKeySelector = Field(
+        description=(
+            "Secret holding the ACME account's private key (key defaults to tls.key). The operator "
+            "creates the Secret with a new P-256 key when it is missing."
+        )
+    )
+    external_account_binding: ACMEExternalAccountBinding | None = Field(
+        default=None, description="External Account Binding, when the CA requires one."
+    )
+    solvers: list[ACMESolver] = Field(
+        min_length=1, max_length=32, description="How challenges are answered; see selector."
     )
 
 
@@ -138,11 +286,11 @@ class OCSPSettings(ApiModel):
     )
 
 
-_ISSUER_TYPE_RULES = cel_exactly_one(("selfSigned", "ca"), "issuer type")
+_ISSUER_TYPE_RULES = cel_exactly_one(("selfSigned", "ca", "acme"), "issuer type")
 
 
 class IssuerSpec(ApiModel):
-    """Desired state of an Issuer or ClusterIssuer: exactly one of selfSigned or ca."""
+    """Desired state of an Issuer or ClusterIssuer: exactly one of selfSigned, ca or acme."""
 
     model_config = ConfigDict(json_schema_extra=cel_rules(*_ISSUER_TYPE_RULES))
 
@@ -153,6 +301,13 @@ class IssuerSpec(ApiModel):
     ca: CAIssuer | None = Field(
         default=None,
         description="Sign certificates with the CA certificate and key from a Secret.",
+    )
+    acme: ACMEIssuer | None = Field(
+        default=None,
+        description=(
+            "Order certificates from an ACME CA. The CA publishes its own CRLs and OCSP; crl, ocsp and "
+            "publicBaseURL do not apply."
+        ),
     )
     crl: CRLSettings | None = Field(
         default=None,
@@ -179,14 +334,18 @@ class IssuerSpec(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one_type(self) -> Self:
-        error = exactly_one_error({"selfSigned": self.self_signed, "ca": self.ca}, _ISSUER_TYPE_RULES)
+        error = exactly_one_error(
+            {"selfSigned": self.self_signed, "ca": self.ca, "acme": self.acme}, _ISSUER_TYPE_RULES
+        )
         if error:
             raise ValueError(error)
         return self
 
     @property
     def type(self) -> IssuerType:
-        """SelfSigned or CA."""
+        """SelfSigned, CA or ACME."""
+        if self.acme is not None:
+            return IssuerType.ACME
         return IssuerType.CA if self.ca is not None else IssuerType.SELF_SIGNED
 
     @property
@@ -263,7 +422,7 @@ class IssuerStatus(StatusBase):
 
 _ISSUER_COLUMNS = (
     READY_COLUMN,
-    PrinterColumn("Type", "string", ".status.type", "SelfSigned or CA."),
+    PrinterColumn("Type", "string", ".status.type", "SelfSigned, CA or ACME."),
     PrinterColumn(
         "CA Secret", "string", ".spec.ca.secretName", "Secret holding the CA key pair.", priority=1
     ),
@@ -296,6 +455,14 @@ class ClusterIssuer(Resource[IssuerSpec, IssuerStatus]):
 
 
 __all__ = [
+    "ACMEDNS01Solver",
+    "ACMEExternalAccountBinding",
+    "ACMEHTTP01Solver",
+    "ACMEIssuer",
+    "ACMERFC2136Provider",
+    "ACMESecretKeySelector",
+    "ACMESolver",
+    "ACMESolverSelector",
     "CAIssuer",
     "CRLSettings",
     "ClusterIssuer",
@@ -306,4 +473,5 @@ __all__ = [
     "OCSPSettings",
     "RevokedCertificate",
     "SelfSignedIssuer",
+    "TSIGAlgorithm",
 ]

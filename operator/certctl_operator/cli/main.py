@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from certctl_operator import __version__
-from certctl_operator.cli import actions, check, crl, inspection, status
+from certctl_operator.cli import actions, check, crl, import_command, inspection, status
 from certctl_operator.cli.errors import CliError, ExitCode
 from certctl_operator.cli.kube import Cluster, connect
 from certctl_operator.cli.output import make_console
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parsers(commands, [common], all_namespaces)
     crl.add_parser(commands, [common])
     check.add_parser(commands, [common])
+    import_command.add_parser(commands, [common], all_namespaces)
     return parser
 
 

@@ -81,6 +81,11 @@ class OperatorProcess:
         env.update(FAST_SETTINGS)
         env.update(self.env)
         env["KUBECONFIG"] = str(self.kubeconfig)
+        # The Kubernetes client writes the kubeconfig's client key to temporary files and removes
+        # them at exit; a SIGKILLed operator cannot, so they go beside its log, not into /tmp.
+        scratch = self.log_path.parent / f"{self.log_path.stem}.tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(scratch)
         env["CERTCTL_HTTP_HOST"] = "127.0.0.1"
         env["CERTCTL_HTTP_PORT"] = str(self.port)
         args = [sys.executable, "-m", "certctl_operator", "run", "--log-format", "json"]

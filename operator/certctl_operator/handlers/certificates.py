@@ -44,6 +44,7 @@ from certctl_operator.api import (
     find_condition,
     status_patch,
 )
+from certctl_operator.handlers.acme import is_acme, issue_acme
 from certctl_operator.handlers.issuance_runtime import (
     CERTIFICATE,
     IssuanceRuntime,
@@ -98,6 +99,7 @@ from certctl_operator.policy.issuance import (
     key_encoding_for,
     key_spec_for,
     metadata_differs,
+    name_constraint_violations,
     next_action_time,
     other_owner,
     ready_condition,
@@ -340,12 +342,20 @@ async def _issue(
     # Sign with what the issuer is now, not with a cached verdict.
     issuer = await rt.issuer_view(spec.issuer_ref, namespace, fresh=True)
     if not issuer.check.ready:
-        reason = Reason.ISSUER_NOT_FOUND if not issuer.found else Reason.ISSUER_NOT_READY
+        # An issuer that exists but cannot be read (an invalid stored spec) is not ready, not missing.
+        missing = issuer.check.reason == Reason.ISSUER_NOT_FOUND
+        reason = Reason.ISSUER_NOT_FOUND if missing else Reason.ISSUER_NOT_READY
         await _fail(rt, key, body, cert, decision, reason, issuer.check.message)
         if issuer.found:
             rt.queue.add(issuer_key(spec.issuer_ref, namespace))
         return
     request = build_request(spec, namespace, issuer, rt.settings.public_base_url)
+    if issuer.authority is not None:
+        authority = issuer.authority
+        forbidden = name_constraint_violations(request, [authority.certificate, *authority.chain])
+        if forbidden:
+            await _fail(rt, key, body, cert, decision, Reason.NAME_CONSTRAINTS, "; ".join(forbidden))
+            return
     key_spec = key_spec_for(spec)
     encoding = key_encoding_for(spec)
     try:
@@ -353,7 +363,15 @@ async def _issue(
             private_key = await generate_private_key_async(key_spec, rt.context.crypto_pool)
         else:
             private_key = exam.key
-        issued = await rt.off_loop(issue_certificate, request, private_key, issuer.authority, rt.now())
+        if is_acme(issuer):
+            ordered = await issue_acme(rt, key, body, cert, issuer, private_key)
+            body, cert = ordered.body, ordered.cert
+            if ordered.issued is None:
+                await _fail(rt, key, body, cert, decision, ordered.reason, ordered.message)
+                return
+            issued = ordered.issued
+        else:
+            issued = await rt.off_loop(issue_certificate, request, private_key, issuer.authority, rt.now())
         key_pem = private_key_to_pem(private_key, encoding)
     except PKIError as error:
         await _fail(rt, key, body, cert, decision, Reason.ISSUANCE_FAILED, error.message)

@@ -36,7 +36,12 @@ from certctl_operator.api import ClusterIssuer, Issuer, IssuerKind, IssuerRefere
 from certctl_operator.context import OperatorContext
 from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.secrets import read_secret
-from certctl_operator.policy.issuance import LABEL_MANAGED_BY_CERTIFICATE, IssuerView, Reason
+from certctl_operator.policy.issuance import (
+    LABEL_MANAGED_BY_CERTIFICATE,
+    IssuerView,
+    Reason,
+    spec_error_message,
+)
 from certctl_operator.policy.issuers import IssuerCheck, ca_secret_namespace, evaluate_issuer
 from certctl_operator.workqueue import WorkQueue
 
@@ -298,7 +303,10 @@ class IssuanceRuntime:
             spec = model_class.from_body(body).spec
         except ValidationError as error:
             return IssuerView(
-                ref, None, IssuerCheck(False, Reason.ISSUER_NOT_READY, f"{where} cannot be read: {error}")
+                # Without the input values pydantic would quote: the names and bounds say enough.
+                ref,
+                None,
+                IssuerCheck(False, Reason.ISSUER_NOT_READY, f"{where} has an {spec_error_message(error)}"),
             )
         check = await self.issuer_check(key, spec, fresh=fresh)
         if not check.ready:

@@ -49,7 +49,7 @@ from certctl_operator.kube.events import NORMAL, WARNING, post_event
 from certctl_operator.kube.objects import get_object, patch_status
 from certctl_operator.kube.secret_watch import close_secret_watcher, secret_watcher
 from certctl_operator.metrics import issuer_ready_status
-from certctl_operator.policy.issuers import IssuerCheck
+from certctl_operator.policy.issuers import REASON_INVALID_SPEC, IssuerCheck, issuer_status_unreadable
 from certctl_operator.workqueue import Requeue
 
 logger = logging.getLogger("certctl.issuers")
@@ -127,7 +127,23 @@ async def reconcile(rt: IssuanceRuntime, key: Key) -> None:
     try:
         issuer = model_class.from_body(body)
     except ValidationError as error:
-        logger.error("cannot read the %s: %s", key.kind, error, extra=rt.log_extra(key))
+        # Stored before the CRD refused it (an older, looser schema): say so in the status, once.
+        stored, wanted, message = issuer_status_unreadable(body, error, now=rt.now())
+        patch = status_patch(stored, wanted)
+        if patch:
+            version = body["metadata"].get("resourceVersion")
+            try:
+                await patch_status(rt.api, key.plural, key.name, key.namespace or None, patch, version)
+            except ApiException as error:
+                if error.status in (404, 409):
+                    raise Requeue(f"writing the status: {error.reason}") from None
+                raise
+            before = find_condition(stored.conditions, ConditionType.READY)
+            if before is None or before.reason != REASON_INVALID_SPEC:
+                await post_event(
+                    rt.api, body, event_type=WARNING, reason=REASON_INVALID_SPEC, message=message
+                )
+                logger.error("cannot read the %s: %s", key.kind, message, extra=rt.log_extra(key))
         return
     spec = issuer.spec
     check = await rt.issuer_check(key, spec, fresh=True)

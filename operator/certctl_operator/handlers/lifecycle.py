@@ -27,6 +27,10 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
+    # Kopf never cancels a timer on exit: one still running after this grace is left behind while
+    # the cleanup closes the clients it uses. Longer than a delivery's grace on the wire
+    # (notifications.DELIVERY_STOP_GRACE), so deliveries end or are abandoned cleanly first.
+    settings.background.instant_exit_timeout = 10.0
     settings.peering.standalone = True
 
 

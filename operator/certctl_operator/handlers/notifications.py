@@ -25,7 +25,9 @@ How an event moves (the rules themselves are in
   background sweeper deletes once their retention has passed.
 
 Nothing that decides when to try again lives only in memory: after a restart
-every schedule resumes from the status.
+every schedule resumes from the status. On shutdown an attempt on the wire
+gets :data:`DELIVERY_STOP_GRACE` to finish and be recorded, else it is
+cancelled unrecorded and made again after the restart.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import contextlib
 import copy
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -53,7 +55,7 @@ from certctl_operator.api.notification import (
     NotificationEventStatus,
 )
 from certctl_operator.context import OperatorContext
-from certctl_operator.handlers.pausing import pause
+from certctl_operator.handlers.pausing import STOP_POLL_SECONDS, pause
 from certctl_operator.kube import channels as channel_kube
 from certctl_operator.kube import notification_status as event_status
 from certctl_operator.kube.notification_objects import (
@@ -84,6 +86,15 @@ RUNTIME_KEY = "notifications"
 DUE_MARGIN = 0.02
 """Seconds added to an in-tick wait for a due attempt."""
 
+DELIVERY_STOP_GRACE = 5.0
+"""Seconds a delivery already on the wire may still take once the operator is stopping.
+
+Past it the attempt is cancelled and not recorded: the event keeps its status
+(not done) and the next start makes the attempt again under the same
+Idempotency-Key. Shorter than the grace Kopf gives a timer to exit
+(``configure_kopf``), so the timer ends before the clients it uses are closed.
+"""
+
 EVENT_DELIVERED = "Delivered"
 EVENT_DELIVERY_FAILED = "DeliveryFailed"
 EVENT_DEAD_LETTERED = "NotificationDeadLettered"
@@ -91,6 +102,9 @@ EVENT_CHANNEL_NOT_FOUND = "ChannelNotFound"
 EVENT_REQUEUED = "NotificationRequeued"
 EVENT_CHANNEL_READY = "ChannelReady"
 EVENT_CHANNEL_NOT_READY = "ChannelNotReady"
+
+_announced_channel_ready: dict[str, ConditionStatus] = {}
+"""The Ready status last announced by an Event, by channel uid."""
 
 RESULT_SUCCESS = "success"
 RESULT_FAILURE = "failure"
@@ -491,11 +505,15 @@ async def _tick(
             if stopped:
                 return
     async with runtime.lock(str(meta.get("uid"))):
-        await _step(runtime, context, body, log)
+        await _step(runtime, context, body, log, stopped)
 
 
 async def _step(
-    runtime: NotificationRuntime, context: OperatorContext, seen: dict[str, Any], log: Any
+    runtime: NotificationRuntime,
+    context: OperatorContext,
+    seen: dict[str, Any],
+    log: Any,
+    stopped: kopf.DaemonStopped,
 ) -> None:
     """One decision on the event as stored now: requeue, attempt, or nothing."""
     api = context.api
@@ -527,7 +545,7 @@ async def _step(
     if model.status.phase is None:
         # Record Pending first: the event is visibly waiting while its channel is tried.
         _, model = await _write_event_status(api, model, _new_status(runtime, model, state, now))
-    await _attempt(runtime, api, model, state, log)
+    await _attempt(runtime, api, model, state, log, stopped)
 
 
 async def _requeue(
@@ -558,6 +576,7 @@ async def _attempt(
     model: NotificationEvent,
     state: policy.DeliveryState,
     log: Any,
+    stopped: kopf.DaemonStopped,
 ) -> None:
     namespace = model.metadata.namespace or ""
     channel_name = model.spec.channel_ref.name
@@ -586,7 +605,18 @@ async def _attempt(
             policy.DeliveryError(policy.ErrorKind.CONFIGURATION, f"channel {channel_name!r}: {problem}"),
         )
     else:
-        result = await runtime.notifier.deliver(resolution.channel, event_status.build_message(model))
+        delivered = await _deliver_unless_stopping(
+            runtime.notifier.deliver(resolution.channel, event_status.build_message(model)), stopped
+        )
+        if delivered is None:
+            log.info(
+                "operator stopping: attempt %d cancelled after %.0fs on the wire, not recorded; "
+                "it is made again after the restart under the same Idempotency-Key",
+                state.retry_count + 1,
+                DELIVERY_STOP_GRACE,
+            )
+            return
+        result = delivered
     metrics.notification_delivery_attempts_total.labels(
         channel_type=channel_type, result=RESULT_SUCCESS if result.ok else RESULT_FAILURE
     ).inc()
@@ -609,6 +639,25 @@ async def _attempt(
         await _refresh_channel(api, resolution.model, problems, log)
     elif resolution.body is not None:
         await _refresh_unparsable_channel(api, resolution.body, resolution.problems, log)
+
+
+async def _deliver_unless_stopping(
+    delivery: Coroutine[Any, Any, DeliveryResult], stopped: kopf.DaemonStopped
+) -> DeliveryResult | None:
+    """The delivery's result; None when the operator stopped and it did not finish within the grace."""
+    task = asyncio.ensure_future(delivery)
+    try:
+        while not task.done() and not stopped:
+            await asyncio.wait([task], timeout=STOP_POLL_SECONDS)
+        if not task.done():
+            await asyncio.wait([task], timeout=DELIVERY_STOP_GRACE)
+    finally:
+        # Also when this tick itself is cancelled: no delivery outlives its timer.
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return None if task.cancelled() else task.result()
 
 
 def _after_attempt(
@@ -664,7 +713,9 @@ def _announce(
             f"{state.last_error or 'unknown error'}{when}"
         )
         log.warning("notification %s", message)
-        kopf.warn(_body(written), reason=EVENT_DELIVERY_FAILED, message=message)
+        # One Warning per failure, not one per retry: later attempts are in status.attempts and the log.
+        if state.retry_count == 1:
+            kopf.warn(_body(written), reason=EVENT_DELIVERY_FAILED, message=message)
 
 
 # --------------------------------------------------------------------------- events: bookkeeping
@@ -744,7 +795,14 @@ async def _write_channel_status(
         return
     was = find_condition(before.conditions, "Ready")
     now_ready = find_condition(after.conditions, "Ready")
-    if now_ready is None or (was is not None and was.status == now_ready.status):
+    if now_ready is None:
+        return
+    # Checks of one channel can run side by side (timer, Secret watch, delivery), each
+    # from its own read of the status: the flip is announced by the first that writes it.
+    uid = str((written.get("metadata") or {}).get("uid"))
+    previous = _announced_channel_ready.get(uid, was.status if was is not None else None)
+    _announced_channel_ready[uid] = now_ready.status
+    if previous == now_ready.status:
         return
     if now_ready.status == ConditionStatus.TRUE:
         kopf.info(_body(written), reason=EVENT_CHANNEL_READY, message=now_ready.message)

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
 from certctl_operator import API_GROUP, API_VERSION, metrics
 from certctl_operator.api import ClusterIssuer, IssuerKind, IssuerReference, IssuerStatus, ManagedCertificate
@@ -138,7 +139,13 @@ async def refresh_issuer(context: OperatorContext, key: IssuerKey, logger: loggi
     body = await get_issuer(api, key)
     if body is None:
         return
-    issuer = issuer_class(key).from_body(body)
+    try:
+        issuer = issuer_class(key).from_body(body)
+    except ValidationError:
+        # A spec stored under an older, looser CRD: its Ready condition says InvalidSpec
+        # (the issuer handler writes it); nothing is signed for it until it is corrected.
+        logger.debug("issuer %s has an invalid spec; no CRL or OCSP", key.label)
+        return
     state = registry.issuer(key)
     state.uid = issuer.metadata.uid
     state.ocsp_enabled = issuer.spec.ocsp_settings.enabled

@@ -186,6 +186,11 @@ async def process_revocation(context: OperatorContext, namespace: str, name: str
         await set_pending(api, body, revocation, "IssuerNotFound", f"the issuer {key.label} does not exist")
         return False
     issuer = issuer_class(key).from_body(issuer_body)
+    if issuer.spec.acme is not None:
+        # Imported here: that module builds on this one's steps.
+        from certctl_operator.handlers.acme_revocation import revoke_at_acme_ca
+
+        return await revoke_at_acme_ca(context, body, revocation, key, issuer.spec, serial, not_after, logger)
     if issuer.spec.ca is None:
         await set_failed(
             api,
@@ -359,7 +364,10 @@ async def resolve(context: OperatorContext, namespace: str, revocation: Revocati
         view = IssuerView(key, None)
     else:
         issuer = issuer_class(key).from_body(issuer_body)
-        if issuer.spec.ca is None:
+        if issuer.spec.acme is not None:
+            # The ACME CA itself refuses a certificate that is not its own when asked to revoke it.
+            view, issued_by_ca = IssuerView(key, IssuerType.ACME), True
+        elif issuer.spec.ca is None:
             view = IssuerView(key, IssuerType.SELF_SIGNED)
         else:
             state = registry_of(context).issuer(key)

@@ -6,10 +6,14 @@ guard a channel could make the operator POST to a cloud metadata service
 (and return what it says in an error), or probe the cluster's internal
 network. The policy decides per IP address:
 
-* never reachable: link-local (169.254.0.0/16, fe80::/10), cloud metadata
-  services (169.254.169.254, 169.254.170.2, fd00:ec2::254, 100.100.100.200,
-  192.0.0.192), the unspecified address (0.0.0.0/8, ::), multicast and
+* never reachable: the unspecified address (0.0.0.0/8, ::), multicast and
   reserved ranges (224.0.0.0/4, 240.0.0.0/4, ff00::/8);
+* reachable only when named deliberately in the allow-list: cloud metadata
+  services (169.254.169.254, 169.254.170.2, fd00:ec2::254, 100.100.100.200,
+  192.0.0.192) by an entry for that single address, other link-local
+  addresses (169.254.0.0/16, fe80::/10) by an entry inside a link-local
+  range; a broad entry (``100.64.0.0/10`` for carrier-grade NAT, or
+  ``0.0.0.0/0``) never opens them by accident;
 * reachable only when an allow-list CIDR contains them: loopback
   (127.0.0.0/8, ::1), private ranges (10.0.0.0/8, 172.16.0.0/12,
   192.168.0.0/16), carrier-grade NAT (100.64.0.0/10) and unique local
@@ -54,16 +58,13 @@ class AddressKind(StrEnum):
     RESERVED = "reserved"
 
 
-NEVER_REACHABLE = frozenset(
-    {
-        AddressKind.LINK_LOCAL,
-        AddressKind.METADATA,
-        AddressKind.UNSPECIFIED,
-        AddressKind.MULTICAST,
-        AddressKind.RESERVED,
-    }
-)
+NEVER_REACHABLE = frozenset({AddressKind.UNSPECIFIED, AddressKind.MULTICAST, AddressKind.RESERVED})
 """Kinds no allow-list opens."""
+
+LINK_LOCAL_RANGES: tuple[IPNetwork, ...] = (
+    ipaddress.IPv4Network("169.254.0.0/16"),
+    ipaddress.IPv6Network("fe80::/10"),
+)
 
 METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
     ipaddress.ip_address(text)
@@ -83,7 +84,7 @@ _RANGES: tuple[tuple[AddressKind, tuple[IPNetwork, ...]], ...] = tuple(
     for kind, texts in (
         (AddressKind.UNSPECIFIED, ("0.0.0.0/8", "::/128")),
         (AddressKind.LOOPBACK, ("127.0.0.0/8", "::1/128")),
-        (AddressKind.LINK_LOCAL, ("169.254.0.0/16", "fe80::/10")),
+        (AddressKind.LINK_LOCAL, tuple(str(network) for network in LINK_LOCAL_RANGES)),
         (
             AddressKind.PRIVATE,
             ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"),
@@ -142,6 +143,26 @@ def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
     return tuple(networks)
 
 
+def _opens(network: IPNetwork, address: IPAddress, kind: AddressKind) -> bool:
+    """Whether allow-list entry ``network`` opens ``address`` of ``kind``.
+
+    Metadata services and link-local addresses must be named on purpose: an
+    entry written for something else (a private range, ``0.0.0.0/0``) that
+    happens to contain them does not open them.
+    """
+    if address not in network:
+        return False
+    if kind is AddressKind.METADATA:
+        return network.num_addresses == 1
+    if kind is AddressKind.LINK_LOCAL:
+        return any(
+            network.subnet_of(local)  # type: ignore[arg-type]
+            for local in LINK_LOCAL_RANGES
+            if local.version == network.version
+        )
+    return True
+
+
 @dataclass(frozen=True)
 class EgressPolicy:
     """The egress rules with an allow-list for loopback and private ranges."""
@@ -159,8 +180,20 @@ class EgressPolicy:
         if kind in NEVER_REACHABLE:
             return f"{address}, a {kind.value} address, which notifications never reach"
         carried = unwrap(address)
-        if any(carried in network for network in self.allowed if network.version == carried.version):
+        if any(
+            _opens(network, carried, kind) for network in self.allowed if network.version == carried.version
+        ):
             return None
+        if kind is AddressKind.METADATA:
+            return (
+                f"{address}, a {kind.value} address, which notifications reach only when the egress "
+                f"allow-list ({ALLOW_LIST_SETTING}) names exactly this address"
+            )
+        if kind is AddressKind.LINK_LOCAL:
+            return (
+                f"{address}, a {kind.value} address, which notifications reach only through an egress "
+                f"allow-list ({ALLOW_LIST_SETTING}) entry inside a link-local range"
+            )
         return f"{address}, a {kind.value} address outside the egress allow-list ({ALLOW_LIST_SETTING})"
 
     def host_refusal(self, host: str) -> str | None:

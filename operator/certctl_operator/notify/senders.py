@@ -370,6 +370,11 @@ def classify_status(
         return DeliveryError(ErrorKind.RATE_LIMITED, text, status_code, retry_after)
     if 500 <= status_code < 600:
         return DeliveryError(ErrorKind.SERVER_ERROR, text, status_code, retry_after)
+    if 300 <= status_code < 400:
+        # Following one could carry the signed payload to a host the channel never named.
+        # The Location is not quoted: it may hold a token.
+        text = f"{text}: redirects are not followed; set the channel's URL to the final address"
+        return DeliveryError(ErrorKind.CLIENT_ERROR, text, status_code)
     snippet = " ".join(body.split())[:ERROR_BODY_SNIPPET]
     if 400 <= status_code < 500 and snippet and snippet.isprintable():
         text = f"{text}: {snippet}"

@@ -21,6 +21,7 @@ so a revision number is never reused either.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -122,6 +123,7 @@ class Reason(StrEnum):
     ISSUANCE_FAILED = "IssuanceFailed"
     SECRET_CONFLICT = "SecretConflict"  # noqa: S105 (a reason, not a password)
     INVALID_SPEC = "InvalidSpec"
+    NAME_CONSTRAINTS = "NameConstraintViolation"
     REVOKED = "Revoked"
     # Why an issuance is needed (the Issuing condition's reason).
     DOES_NOT_EXIST = "DoesNotExist"
@@ -367,6 +369,8 @@ class SecretExamination:
     key: PrivateKey | None = None
     renew_request: str | None = None
     problems: tuple[tuple[Mismatch, str], ...] = ()
+    taken_over: bool = False
+    """A Secret certctl did not write, handed over with ``certctl.io/allow-takeover-by``."""
 
     @property
     def fits(self) -> bool:
@@ -381,6 +385,8 @@ def _revision(value: str | None) -> int | None:
 
 
 _ISSUER_PROBLEM_PREFIXES = ("CRL distribution URLs", "OCSP URLs")
+# An ACME CA takes only the names and the key from the CSR and decides the rest itself.
+_ACME_CA_DECIDES = ("commonName", "usages", "CRL distribution URLs", "OCSP URLs")
 
 
 def examine_secret(
@@ -402,6 +408,9 @@ def examine_secret(
     owner = annotations.get(ANNOTATION_CERTIFICATE_NAME)
     revision = _revision(annotations.get(ANNOTATION_REVISION))
     renew_request = annotations.get(ANNOTATION_RENEW_REQUEST)
+    # Another tool's Secret (cert-manager's, say) lacks certctl's annotations and URLs; only
+    # its content decides whether it can be adopted as it is (see decide()).
+    taken_over = owner is None and annotations.get(ANNOTATION_ALLOW_TAKEOVER) == certificate_name
     problems: list[tuple[Mismatch, str]] = []
     if secret.type != SECRET_TYPE_TLS:
         problems.append((Mismatch.SECRET, f"the Secret is of type {secret.type}, not {SECRET_TYPE_TLS}"))
@@ -448,26 +457,31 @@ def examine_secret(
     serial = summary.serial_hex.lower()
 
     key_spec = key_spec_for(spec)
+    acme = issuer is not None and issuer.spec is not None and issuer.spec.acme is not None
     for problem in certificate_matches_request(summary, request, key, key_spec=key_spec):
+        if acme and problem.startswith(_ACME_CA_DECIDES):
+            continue
+        if taken_over and problem.startswith(_ISSUER_PROBLEM_PREFIXES):
+            continue  # the next renewal adds certctl's CRL and OCSP URLs
         if problem == "the private key does not belong to the certificate":
             problems.append((Mismatch.SECRET, "tls.key does not belong to the certificate in tls.crt"))
         elif problem.startswith(_ISSUER_PROBLEM_PREFIXES):
             problems.append((Mismatch.ISSUER, problem))
         else:
             problems.append((Mismatch.SPEC, problem))
-    if annotations.get(ANNOTATION_SERIAL_NUMBER, "").lower() != serial:
+    # A taken-over Secret has no certctl annotations yet: nothing to compare them with.
+    if not taken_over and annotations.get(ANNOTATION_SERIAL_NUMBER, "").lower() != serial:
         problems.append((Mismatch.SECRET, "the serial-number annotation does not name the certificate"))
-    if (annotations.get(ANNOTATION_ISSUER_KIND), annotations.get(ANNOTATION_ISSUER_NAME)) != (
-        spec.issuer_ref.kind.value,
-        spec.issuer_ref.name,
-    ):
+    issued_by = (annotations.get(ANNOTATION_ISSUER_KIND), annotations.get(ANNOTATION_ISSUER_NAME))
+    if not taken_over and issued_by != (spec.issuer_ref.kind.value, spec.issuer_ref.name):
         problems.append((Mismatch.SPEC, "the certificate was issued by another issuer than issuerRef names"))
-    elif annotations.get(ANNOTATION_REQUEST_HASH) != request_hash(
+    elif not taken_over and annotations.get(ANNOTATION_REQUEST_HASH) != request_hash(
         request, key_spec, key_encoding_for(spec), spec.issuer_ref
     ):
         problems.append((Mismatch.SPEC, "the certificate was issued for a different spec"))
 
-    if issuer is not None and issuer.check.ready:
+    # An ACME CA signs with keys the operator never sees: nothing to compare the chain with.
+    if issuer is not None and issuer.check.ready and (issuer.spec is None or issuer.spec.acme is None):
         problems.extend(_chain_problems(leaf, certificates, secret.data.get("ca.crt"), issuer.authority))
     return SecretExamination(
         exists=True,
@@ -480,6 +494,7 @@ def examine_secret(
         key=key,
         renew_request=renew_request,
         problems=tuple(problems),
+        taken_over=taken_over,
     )
 
 
@@ -716,6 +731,14 @@ def decide(
 
     current = status.revision or 0
     own_revision = exam.revision if exam.owner == name else None
+    if exam.taken_over and exam.fits and exam.not_before is not None and exam.not_after is not None:
+        # Adoption of a handed-over Secret: its key and certificate are kept until renewal is
+        # due, as revision 1; the next reconcile finds it in sync and adds certctl's annotations.
+        due = now >= certificate_renewal_time(cert.spec, exam.not_before, exam.not_after)
+        if current == 0 and not due and renew is None:
+            return Decision(Action.ADOPT, revision=1, renew_request=handled)
+        if current >= 1 and exam.serial == (status.serial_number or "").lower():
+            own_revision = current
     if (
         exam.fits
         and own_revision is not None
@@ -1107,6 +1130,77 @@ def serial_hex(serial: int) -> str:
     return serial_to_hex(serial).lower()
 
 
+def _dns_within(name: str, base: str) -> bool:
+    """RFC 5280 4.2.1.10: a DNS name is within ``base`` when it is ``base`` or ends in ``.base``."""
+    name, base = name.lower().rstrip("."), base.lower().rstrip(".")
+    if base.startswith("."):
+        return name.endswith(base)
+    return name == base or name.endswith("." + base)
+
+
+def _email_within(address: str, base: str) -> bool:
+    """RFC 5280: a mailbox, a host (all mailboxes on it) or ``.domain`` (every host below it)."""
+    address, base = address.lower(), base.lower()
+    if "@" in base:
+        return address == base
+    host = address.rpartition("@")[2]
+    return host.endswith(base) if base.startswith(".") else host == base
+
+
+def _within(kind: str, value: str, subtree: x509.GeneralName) -> bool | None:
+    """Whether ``value`` (a SAN of ``kind``) is in ``subtree``; None when the subtree is of another form."""
+    if kind == "DNS" and isinstance(subtree, x509.DNSName):
+        return _dns_within(value, subtree.value)
+    if kind == "IP" and isinstance(subtree, x509.IPAddress):
+        network = subtree.value
+        address = ipaddress.ip_address(value)
+        return isinstance(network, ipaddress.IPv4Network | ipaddress.IPv6Network) and address in network
+    if kind == "email" and isinstance(subtree, x509.RFC822Name):
+        return _email_within(value, subtree.value)
+    return None
+
+
+def name_constraint_violations(
+    request: CertificateRequest, authorities: Sequence[x509.Certificate]
+) -> list[str]:
+    """The request's names that a nameConstraints extension of ``authorities`` forbids.
+
+    A CA (or one of its issuers) that carries nameConstraints limits what it
+    may sign; a certificate outside them is rejected by every client that
+    checks, so it is refused here instead of being issued broken. Subtrees of
+    a name form constrain only names of that form (RFC 5280 4.2.1.10).
+    """
+    names = [
+        *(("DNS", name) for name in request.dns_names),
+        *(("IP", str(address)) for address in request.ip_addresses),
+        *(("email", address) for address in request.email_addresses),
+    ]
+    problems: list[str] = []
+    for authority in authorities:
+        try:
+            constraints = authority.extensions.get_extension_for_class(x509.NameConstraints).value
+        except x509.ExtensionNotFound:
+            continue
+        who = authority.subject.rfc4514_string() or "(empty subject)"
+        for kind, value in names:
+            excluded = [_within(kind, value, subtree) for subtree in constraints.excluded_subtrees or ()]
+            if any(excluded):
+                problems.append(f"{kind} name {value} is excluded by the name constraints of CA {who}")
+                continue
+            permitted = [_within(kind, value, subtree) for subtree in constraints.permitted_subtrees or ()]
+            applicable = [inside for inside in permitted if inside is not None]
+            if applicable and not any(applicable):
+                allowed = ", ".join(
+                    str(subtree.value)
+                    for subtree in constraints.permitted_subtrees or ()
+                    if _within(kind, value, subtree) is not None
+                )
+                problems.append(
+                    f"{kind} name {value} is outside the names CA {who} may sign for (permitted: {allowed})"
+                )
+    return problems
+
+
 __all__ = [
     "ANNOTATION_ALLOW_TAKEOVER",
     "ANNOTATION_CERTIFICATE_NAME",
@@ -1141,6 +1235,7 @@ __all__ = [
     "key_spec_for",
     "managed_by_label_value",
     "metadata_differs",
+    "name_constraint_violations",
     "next_action_time",
     "next_expiry_notice_time",
     "ocsp_url",

@@ -338,8 +338,8 @@ def issuer_body(**spec: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({}, "no issuer type is set: set one of selfSigned or ca"),
-        ({"selfSigned": {}, "ca": {"secretName": "ca"}}, "selfSigned and ca are mutually exclusive"),
+        ({}, "no issuer type is set: set one of selfSigned, ca or acme"),
+        ({"selfSigned": {}, "ca": {"secretName": "ca"}}, "selfSigned, ca and acme are mutually exclusive"),
         ({"ca": {}}, "ca.secretName"),
         ({"ca": {"secretName": "ca"}, "crl": {"validity": "1h", "refreshInterval": "2h"}}, "refreshInterval"),
         ({"ca": {"secretName": "ca"}, "crl": {"validity": "forever"}}, "String should match pattern"),

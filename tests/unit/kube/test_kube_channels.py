@@ -278,7 +278,8 @@ def test_literal_destinations_are_judged_by_the_egress_policy() -> None:
     policy = EgressPolicy()
     metadata = spec(webhook={"url": "http://169.254.169.254/latest/meta-data/"})
     assert channel_problems(metadata, {}, egress=policy) == [
-        "egress policy refuses 169.254.169.254, a cloud metadata address, which notifications never reach"
+        "egress policy refuses 169.254.169.254, a cloud metadata address, which notifications reach only "
+        "when the egress allow-list (CERTCTL_NOTIFICATION_EGRESS_ALLOWED_CIDRS) names exactly this address"
     ]
     assert channel_problems(metadata, {}) == [], "no policy, no egress problems"
     smtp = spec(email={"host": "10.1.2.3", "from": "a@example.test", "to": ["b@example.test"]})
@@ -309,7 +310,8 @@ async def test_resolved_names_are_judged_when_asked() -> None:
 
 def test_egress_refusals_make_the_reason_egress_denied() -> None:
     problem = (
-        "egress policy refuses 169.254.169.254, a cloud metadata address, which notifications never reach"
+        "egress policy refuses 169.254.169.254, a cloud metadata address, which notifications reach only "
+        "when the egress allow-list (CERTCTL_NOTIFICATION_EGRESS_ALLOWED_CIDRS) names exactly this address"
     )
     status = channel_status(NotificationChannelStatus(), WEBHOOK, [problem], now=NOW, generation=1)
     (condition,) = status.conditions

@@ -124,17 +124,36 @@ def test_public_addresses_are_always_permitted(text: str) -> None:
     assert EgressPolicy().permits(ip(text))
 
 
-def test_the_allow_list_opens_loopback_and_private_ranges_but_never_link_local_or_metadata() -> None:
-    policy = EgressPolicy(
-        allowed=parse_networks(["127.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "fc00::/7", "169.254.0.0/16"])
-    )
+def test_the_allow_list_opens_loopback_and_private_ranges_but_not_link_local_or_metadata_by_accident() -> (
+    None
+):
+    policy = EgressPolicy(allowed=parse_networks(["127.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "fc00::/7"]))
     for text in ("127.0.0.1", "::ffff:127.0.0.1", "10.9.8.7", "100.64.3.4", "fd00::1"):
         assert policy.permits(ip(text)), text
     assert not policy.permits(ip("::1")), "only what is listed"
     assert not policy.permits(ip("192.168.1.1"))
-    for text in ("169.254.169.254", "169.254.1.1", "100.100.100.200", "fd00:ec2::254", "0.0.0.1", "ff02::1"):
+    # 100.64.0.0/10 and fc00::/7 contain metadata services, yet were written for something else.
+    for text in ("100.100.100.200", "fd00:ec2::254"):
+        refusal = policy.refusal(ip(text))
+        assert refusal is not None and refusal.endswith("names exactly this address"), text
+    for text in ("0.0.0.1", "ff02::1"):
         refusal = policy.refusal(ip(text))
         assert refusal is not None and refusal.endswith("which notifications never reach"), text
+
+
+def test_link_local_and_metadata_open_only_when_named_deliberately() -> None:
+    policy = EgressPolicy(allowed=parse_networks(["169.254.0.0/16", "fe80::/64", "fd00:ec2::254/128"]))
+    assert policy.permits(ip("169.254.1.1")) and policy.permits(ip("fe80::1"))
+    assert policy.permits(ip("fd00:ec2::254")), "a single-address entry opens that metadata service"
+    refusal = policy.refusal(ip("169.254.169.254"))
+    assert refusal is not None and refusal.endswith("names exactly this address"), "a range is not enough"
+    assert not policy.permits(ip("::ffff:169.254.169.254"))
+    exact = EgressPolicy(allowed=parse_networks(["169.254.169.254/32"]))
+    assert exact.permits(ip("169.254.169.254")) and exact.permits(ip("::ffff:169.254.169.254"))
+    assert not exact.permits(ip("169.254.169.253"))
+    broad = EgressPolicy(allowed=parse_networks(["169.0.0.0/8"]))
+    refusal = broad.refusal(ip("169.254.1.1"))
+    assert refusal is not None and refusal.endswith("entry inside a link-local range"), refusal
 
 
 def test_everything_allowed_still_keeps_metadata_out() -> None:
@@ -202,7 +221,8 @@ async def test_a_name_resolving_to_a_refused_address_is_refused_before_connectin
         await backend.connect_tcp("rebound.example", 80)
     assert str(refused.value) == (
         "egress policy refuses rebound.example: it resolves to 169.254.169.254, a cloud metadata address, "
-        "which notifications never reach (connecting to port 80)"
+        "which notifications reach only when the egress allow-list "
+        "(CERTCTL_NOTIFICATION_EGRESS_ALLOWED_CIDRS) names exactly this address (connecting to port 80)"
     )
     assert refused.value.problem.startswith("egress policy refuses rebound.example: it resolves to")
     assert inner.targets == []

@@ -172,7 +172,13 @@ async def test_exactly_five_attempts_then_dead(
         (400, ErrorKind.CLIENT_ERROR, False, "HTTP 400 Bad Request: failure"),
         (401, ErrorKind.CLIENT_ERROR, False, "HTTP 401 Unauthorized: failure"),
         (404, ErrorKind.CLIENT_ERROR, False, "HTTP 404 Not Found: failure"),
-        (301, ErrorKind.CLIENT_ERROR, False, "HTTP 301 Moved Permanently"),
+        (
+            301,
+            ErrorKind.CLIENT_ERROR,
+            False,
+            "HTTP 301 Moved Permanently: redirects are not followed; "
+            "set the channel's URL to the final address",
+        ),
     ],
 )
 async def test_status_classification(

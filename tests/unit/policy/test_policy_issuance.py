@@ -818,3 +818,61 @@ def test_a_waiting_conflict_follows_the_secret_changing_hands_without_an_attempt
     assert status_conflict_waiting(signing, "Secret web-tls belongs to ManagedCertificate db", now=later) == (
         signing.status
     )
+
+
+# --------------------------------------------------------------------------- adoption of a handed-over Secret
+
+
+def handed_over(secret: SecretSnapshot) -> SecretSnapshot:
+    """The same content as another tool writes it: no certctl annotations, takeover allowed."""
+    return replace(secret, labels={}, annotations={ANNOTATION_ALLOW_TAKEOVER: "web"})
+
+
+@pytest.mark.parametrize("issuer", ["ca", "selfSigned"])
+def test_a_handed_over_secret_that_fits_is_adopted_as_revision_1(ca: GeneratedCA, issuer: str) -> None:
+    view = ca_view(ca) if issuer == "ca" else self_signed_view()
+    written, facts = write(certificate(), view, 7)
+    secret = handed_over(written)
+    exam = examine(certificate(), secret, view)
+    assert exam.taken_over and exam.fits
+    decision = decide(certificate(), exam, problems=[], issuer_ready=True, now=NOW)
+    assert (decision.action, decision.revision) == (Action.ADOPT, 1)
+    # Adopted: in sync from then on (the handler then adds certctl's annotations), not issued again.
+    adopted = issued_cert(certificate(), replace(facts, revision=1))
+    again = decide(adopted, examine(adopted, secret, view), problems=[], issuer_ready=True, now=NOW)
+    assert again.action is Action.NONE
+
+
+def test_a_handed_over_secret_due_for_renewal_is_renewed_not_adopted(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    written, facts = write(certificate(), view, 1)
+    decision = decide(
+        certificate(),
+        examine(certificate(), handed_over(written), view),
+        problems=[],
+        issuer_ready=True,
+        now=facts.not_after - timedelta(hours=1),
+    )
+    assert decision.action is Action.ISSUE
+
+
+def test_a_handed_over_secret_for_other_names_or_from_another_ca_is_replaced(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    other_names, _ = write(certificate(), view, 1, dns_names=["elsewhere.example.test"])
+    stranger = create_self_signed_ca(
+        "other CA", KeySpec(KeyAlgorithm.ECDSA), timedelta(days=365), NOW - timedelta(days=1)
+    )
+    other_ca, _ = write(certificate(), ca_view(stranger), 1)
+    for secret in (other_names, other_ca):
+        exam = examine(certificate(), handed_over(secret), view)
+        assert exam.taken_over and not exam.fits
+        decision = decide(certificate(), exam, problems=[], issuer_ready=True, now=NOW)
+        assert decision.action is Action.ISSUE
+
+
+def test_a_secret_without_the_takeover_annotation_is_not_adopted(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    written, _ = write(certificate(), view, 1)
+    foreign = replace(written, labels={}, annotations={})
+    exam = examine(certificate(), foreign, view)
+    assert not exam.taken_over and not exam.fits
