@@ -16,6 +16,9 @@ after a restart.
 
 Targets (checked here): a CRL of 100,000 entries signed in under 10 s with
 under 300 MB of extra memory; the largest shard under 1 MiB.
+
+The table goes into its own section of ``docs/benchmarks.md`` (between the
+``benchmark:crl`` markers); benchmarks/scale.py writes another one.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ from certctl_operator.policy.revocation import (
     normalize_serial,
     shard_index,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from markdown_sections import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RENDER_SECONDS_FOR_100K = 10.0
@@ -247,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cluster", action="store_true", help="also time the shards through a kube-apiserver"
     )
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
     results = []
     for count in (int(c) for c in args.counts.split(",")):
@@ -256,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{count}: signed in {result.render_s:.2f}s, peak RSS {result.peak_rss_mb:.0f} MB", flush=True)
         results.append(result)
     print(table(results))
+    if not args.no_write:
+        # Only the table between this script's markers; the text around it is written by hand.
+        write_section(args.output, "crl", table(results))
     failed = [
         r
         for r in results

@@ -6,11 +6,12 @@ Kopf passes this object to handlers as ``memo``. It is created once by
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from certctl_operator.notify.senders import HttpClientPool
+from certctl_operator.pki.key_pool import key_generation_pool
 from certctl_operator.settings import Settings
 
 
@@ -20,11 +21,13 @@ class OperatorContext:
     # kubernetes_asyncio.client.ApiClient, created at start-up (typed loosely:
     # the client library ships no type information).
     api: Any = None
-    # Thread pool for CPU-heavy crypto (RSA key generation, signing): the
-    # event loop must never wait on it.
+    # Thread pool for CPU-heavy crypto (parsing keys, signing): the event loop
+    # must never wait on it.
     crypto_pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="certctl-crypto")
     )
+    # Worker processes for RSA key generation, one per core (started on first use).
+    key_pool: ProcessPoolExecutor = field(default_factory=key_generation_pool)
     # Shared HTTP connection pools of the notification senders, opened at
     # start-up by the notification handlers and closed at clean-up.
     http_pool: HttpClientPool | None = None

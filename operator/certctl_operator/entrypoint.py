@@ -4,6 +4,7 @@ certctl-operator run [--namespace NS ...] [--log-format json]
 certctl-operator dev up          # local control plane + CRDs + operator + examples
 certctl-operator dev build       # build (or reuse) kube-apiserver and etcd
 certctl-operator crdgen [--check]
+certctl-operator acme-solver --token T --key-authorization K   # an HTTP-01 solver Pod's program
 """
 
 from __future__ import annotations
@@ -80,6 +81,12 @@ def _crdgen(args: argparse.Namespace) -> int:
     return crdgen.main(["--check"] if args.check else [])
 
 
+def _acme_solver(args: argparse.Namespace) -> int:
+    from certctl_operator.acme.http01_server import serve
+
+    return serve(args.address, args.port, args.token, args.key_authorization)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="certctl-operator", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -118,6 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("crdgen", help="write crds/ from the API models")
     gen.add_argument("--check", action="store_true", help="fail if crds/ differs from the models")
     gen.set_defaults(func=_crdgen)
+
+    solver = commands.add_parser(
+        "acme-solver", help="answer one ACME HTTP-01 challenge (the program of a solver Pod)"
+    )
+    solver.add_argument("--address", default="0.0.0.0", help="bind address (default 0.0.0.0)")  # noqa: S104
+    solver.add_argument("--port", type=int, default=8089, help="port (default 8089)")
+    solver.add_argument("--token", required=True, help="the challenge's token")
+    solver.add_argument("--key-authorization", required=True, help="the answer: token.thumbprint")
+    solver.set_defaults(func=_acme_solver)
     return parser
 
 

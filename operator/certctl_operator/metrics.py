@@ -9,6 +9,8 @@ series are removed when their object is deleted.
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import Counter, Gauge, Histogram
 
 # --- certificates (issuance and renewal) -------------------------------------
@@ -101,3 +103,19 @@ leader = Gauge(
     "1 while this process runs the operator (it holds the leader-election Lease, or runs without "
     "leader election), 0 while it stands by.",
 )
+
+# --- process ---------------------------------------------------------------------------
+asyncio_tasks = Gauge(
+    "certctl_asyncio_tasks", "Asyncio tasks alive in the operator's event loop when /metrics is scraped."
+)
+
+
+def _count_asyncio_tasks() -> float:
+    # /metrics is served from the operator's own event loop; anywhere else there is no loop to count.
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:
+        return float("nan")
+
+
+asyncio_tasks.set_function(_count_asyncio_tasks)

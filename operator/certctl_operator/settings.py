@@ -7,18 +7,25 @@ Durations take Go-style strings (``90s``, ``2m``, ``1h``, ``7d``).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from certctl_operator import __version__
 from certctl_operator.durations import parse_duration
 from certctl_operator.notify.egress import EgressPolicy, IPNetwork, parse_networks
 from certctl_operator.policy.leadership import LeadershipError, LeaseTimings
 
 ENV_PREFIX = "CERTCTL_"
+DEFAULT_IMAGE = f"ghcr.io/certctl/certctl-operator:{__version__}"
+
+
+def _default_solver_resources() -> dict[str, dict[str, str]]:
+    return {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
 
 
 class Settings(BaseModel):
@@ -46,7 +53,11 @@ class Settings(BaseModel):
     notification_retry_cap: timedelta = timedelta(hours=1)
     notification_max_attempts: int = Field(default=5, ge=1)
     notification_retry_interval: timedelta = Field(
-        default=timedelta(seconds=30), description="How often a Failed event's timer looks at its schedule."
+        default=timedelta(seconds=30),
+        description=(
+            "Re-check period of channels that are not Ready, the window over which retries overdue "
+            "after a restart are spread, and the longest wait after an API error."
+        ),
     )
     notification_sent_retention: timedelta = timedelta(days=7)
     notification_egress_allowed_cidrs: tuple[IPNetwork, ...] = Field(
@@ -77,9 +88,38 @@ class Settings(BaseModel):
     )
     crl_refresh_check_interval: timedelta = timedelta(minutes=1)
 
+    # ACME HTTP-01 solver Pods: what an issuer's http01.pod leaves out.
+    acme_solver_image: str = Field(
+        default=DEFAULT_IMAGE,
+        min_length=1,
+        description="Image of HTTP-01 solver Pods: the operator's own (the chart sets the one it runs).",
+    )
+    acme_solver_service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        default="ClusterIP", description="Type of the Service in front of each HTTP-01 solver Pod."
+    )
+    acme_solver_resources: dict[str, dict[str, str]] = Field(
+        default_factory=_default_solver_resources,
+        description="Compute resources of the solver container (JSON: requests and limits).",
+    )
+    acme_solver_node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node selector of solver Pods (JSON object)."
+    )
+    acme_solver_tolerations: tuple[dict[str, Any], ...] = Field(
+        default=(), description="Tolerations of solver Pods (JSON list, as in a Pod spec)."
+    )
+
     # Kubernetes client limits.
-    client_qps: float = 50.0
-    client_burst: int = 100
+    client_qps: float = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "Requests per second the operator's client sends to the API server at most; 0: no "
+            "client-side limit, the API server's priority and fairness paces the operator."
+        ),
+    )
+    client_burst: int = Field(
+        default=100, ge=1, description="Requests sent at once above client_qps before the limit applies."
+    )
 
     # Leader election: replicas share a Lease in operator_namespace and only its holder acts.
     leader_election: bool = Field(
@@ -125,6 +165,19 @@ class Settings(BaseModel):
     def _parse_duration(cls, value: object) -> object:
         if isinstance(value, str):
             return parse_duration(value)
+        return value
+
+    @field_validator(
+        "acme_solver_resources", "acme_solver_node_selector", "acme_solver_tolerations", mode="before"
+    )
+    @classmethod
+    def _parse_json(cls, value: object) -> object:
+        # The environment carries these as JSON (the chart writes them with toJson).
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"not JSON: {error}") from None
         return value
 
     @field_validator("notification_egress_allowed_cidrs", mode="before")

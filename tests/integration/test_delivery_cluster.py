@@ -230,6 +230,9 @@ EXPECTED_RULES: dict[str, set[str]] = {
     "secrets": {"get", "list", "watch", "create", "update", "patch", "delete"},
     "configmaps": {"get", "create", "update"},
     "events": {"create"},
+    # ACME HTTP-01 solver Pods and their Services.
+    "pods": {"create", "get", "list", "delete"},
+    "services": {"create", "list", "delete"},
     "customresourcedefinitions.apiextensions.k8s.io": {"list", "watch"},
 }
 # Only in the operator's namespace: its leader-election Lease, by name except for create.
@@ -266,7 +269,9 @@ DENIED = [
     ("update", "managedcertificates.certctl.io", "status", APPS),
     ("delete", "configmaps", "", APPS),
     ("list", "configmaps", "", APPS),  # CRL ConfigMaps are read by name, never listed or watched
-    ("get", "pods", "", APPS),
+    ("update", "pods", "", APPS),  # solver Pods are created and deleted, never changed
+    ("watch", "services", "", APPS),
+    ("create", "pods", "exec", APPS),
     ("create", "events.events.k8s.io", "", APPS),  # core/v1 Events only
     ("create", "deployments.apps", "", NAMESPACE),
     ("get", "leases.coordination.k8s.io", "", NAMESPACE),  # only the one by name
@@ -327,7 +332,7 @@ def test_the_operator_runs_and_reconciles_with_only_the_charts_token(
     config = yaml.safe_load(kubeconfig.read_text())
     (user,) = config["users"]
     assert set(user["user"]) == {"token"}
-    denied = cluster.kubectl("get", "pods", "-n", NAMESPACE, kubeconfig=kubeconfig, check=False)
+    denied = cluster.kubectl("get", "deployments", "-n", NAMESPACE, kubeconfig=kubeconfig, check=False)
     assert "forbidden" in denied.stderr.lower()
 
     cluster.ensure_namespace(APPS)

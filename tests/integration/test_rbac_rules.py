@@ -55,12 +55,18 @@ EVERY_VERB = os.environ.get("CERTCTL_RBAC_EVERY_VERB") == "1"
 CLUSTER_ROLES = ("-cluster", "-cluster-events")
 """Roles (by suffix) whose removals run one at a time: every operator sees ClusterIssuers."""
 
+_SOLVER_PODS = (
+    "HTTP-01 solver Pods and Services of acme issuers with http01.pod (the flows here have no ACME "
+    "CA; tests/integration/test_acme_http01_pod.py runs them on the chart's RBAC, and without each rule)"
+)
 # (apiGroup, resource, verb) -> why it is kept though no flow here can show it.
 KEPT = {
     ("", "secrets", "update"): (
         "replacing an issuer's OCSP responder certificate (before its 30 days run out, or after "
         "the CA key pair changed)"
     ),
+    **{("", "pods", verb): _SOLVER_PODS for verb in ("create", "get", "list", "delete")},
+    **{("", "services", verb): _SOLVER_PODS for verb in ("create", "list", "delete")},
 }
 
 

@@ -155,11 +155,11 @@ def test_certificates_sharing_a_secret_name_one_wins_the_others_conflict_and_rec
 
     winner = one_winner(names)
     losers = [n for n in names if n != winner]
-    # Created, then handed to the apply manager: later applies own every field the create set.
+    # Created in one write: the fields stay the create's until the first apply hands them over.
     created = cluster.secret("shared-tls")
     assert created is not None
     assert [(e.manager, e.operation) for e in created.metadata.managed_fields] == [
-        ("certctl-operator", "Apply")
+        ("certctl-operator", "Update")
     ]
     # No retry loop: the losers tried once and wait.
     barrier(cluster, "barrier")
@@ -183,6 +183,12 @@ def test_certificates_sharing_a_secret_name_one_wins_the_others_conflict_and_rec
         "one of the other certificates to take the Secret over",
     )
     remaining = [n for n in losers if n != second]
+    # Taken over by an apply, which first took the fields of the create over.
+    taken = cluster.secret("shared-tls")
+    assert taken is not None
+    assert [(e.manager, e.operation) for e in taken.metadata.managed_fields] == [
+        ("certctl-operator", "Apply")
+    ]
     wait_for(
         lambda: all(second in ((condition(cluster.cert(n)) or {}).get("message") or "") for n in remaining),
         60,
@@ -210,3 +216,41 @@ def test_certificates_sharing_a_secret_name_one_wins_the_others_conflict_and_rec
     assert verify_secret(cluster, "shared-tls", tmp_path)["serial"] == last["serialNumber"]
     own = wait_ready(cluster, second, timeout=60, revision=2)["status"]
     assert verify_secret(cluster, f"{second}-tls", tmp_path)["serial"] == own["serialNumber"]
+
+
+def test_a_label_dropped_from_the_template_leaves_the_secret_the_operator_created(
+    cluster: Cluster, operator_factory: OperatorFactory
+) -> None:
+    start(operator_factory, cluster.namespace)
+    cluster.apply(issuer("selfsigned", selfSigned={}))
+    template = {"labels": {"team": "payments", "tier": "gold"}, "annotations": {"owner": "payments"}}
+    cluster.apply(certificate("app", "selfsigned", secretTemplate=template))
+    wait_ready(cluster, "app")
+    created = cluster.secret("app-tls")
+    assert created is not None and created.metadata.labels["tier"] == "gold"
+    assert [(e.manager, e.operation) for e in created.metadata.managed_fields] == [
+        ("certctl-operator", "Update")
+    ]
+
+    # A label and the annotation leave the template, and a renewal is asked for: its apply first
+    # takes the create's fields over, so it removes what the template no longer has.
+    cluster.objects.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        cluster.namespace,
+        CERTS,
+        "app",
+        {
+            "metadata": {"annotations": {"certctl.io/renew": "retemplate"}},
+            "spec": {"secretTemplate": {"labels": {"team": "payments", "tier": None}, "annotations": None}},
+        },
+    )
+    wait_ready(cluster, "app", timeout=30, revision=2)
+    secret = cluster.secret("app-tls")
+    assert secret is not None
+    assert secret.metadata.labels["team"] == "payments"
+    assert "tier" not in secret.metadata.labels
+    assert "owner" not in (secret.metadata.annotations or {})
+    assert [(e.manager, e.operation) for e in secret.metadata.managed_fields] == [
+        ("certctl-operator", "Apply")
+    ]

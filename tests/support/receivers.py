@@ -140,6 +140,10 @@ class RecordedRequest:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog of 5 overflows when a restarted operator sends every due
+    # attempt at once to a busy test process; the kernel then resets connections that a real
+    # receiver (backlog in the hundreds) would have accepted.
+    request_queue_size = 128
     receiver: HTTPReceiver
 
 

@@ -129,6 +129,9 @@ EXPECTED_RULES = (
         ("operator", "", "secrets", (), ("get", "list", "watch", "create", "update", "patch", "delete")),
         ("operator", "", "configmaps", (), ("get", "create", "update")),
         ("operator", "", "events", (), ("create",)),
+        # ACME HTTP-01 solver Pods and their Services.
+        ("operator", "", "pods", (), ("create", "get", "list", "delete")),
+        ("operator", "", "services", (), ("create", "list", "delete")),
         ("operator-cluster", "certctl.io", "clusterissuers", (), ("get", "list", "watch", "patch")),
         ("operator-cluster", "certctl.io", "clusterissuers/status", (), ("patch",)),
         ("operator-cluster", "apiextensions.k8s.io", "customresourcedefinitions", (), ("list", "watch")),
@@ -194,6 +197,7 @@ SETTINGS_OF_VALUES = {
     "config.crlRefreshCheckInterval": "crl_refresh_check_interval",
     "config.kubeClient.qps": "client_qps",
     "config.kubeClient.burst": "client_burst",
+    "config.acmeSolver.serviceType": "acme_solver_service_type",
     "leaderElection.leaseDuration": "leader_election_lease_duration",
     "leaderElection.renewDeadline": "leader_election_renew_deadline",
     "leaderElection.retryPeriod": "leader_election_retry_period",
@@ -214,6 +218,14 @@ def test_chart_defaults_are_the_operators_defaults(path: str, field: str) -> Non
     if isinstance(default, timedelta):
         value = parse_duration(value)
     assert value == default, f"{path}={value!r} but Settings.{field} defaults to {default!r}"
+
+
+def test_the_charts_solver_defaults_are_the_operators() -> None:
+    solver = VALUES["config"]["acmeSolver"]
+    settings = Settings()
+    assert solver["resources"] == settings.acme_solver_resources
+    assert solver["nodeSelector"] == settings.acme_solver_node_selector
+    assert tuple(solver["tolerations"]) == settings.acme_solver_tolerations
 
 
 def test_the_chart_logs_json_and_elects_a_leader_by_default() -> None:
@@ -242,6 +254,9 @@ def test_every_variable_the_deployment_sets_is_a_setting() -> None:
         | {"notification_egress_allowed_cidrs"}
         # The Lease is named after the release, like every object of the chart.
         | {"leader_election_lease_name"}
+        # The operator's image unless set; the rest as JSON (dicts and lists in values).
+        | {"acme_solver_image", "acme_solver_resources", "acme_solver_node_selector"}
+        | {"acme_solver_tolerations"}
         == fields
     )
 

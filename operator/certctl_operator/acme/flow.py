@@ -1,11 +1,14 @@
 """The ACME order flow: account -> order -> authorizations -> challenges -> finalize -> certificate.
 
 Built on certbot's ``acme`` client library (JWS, nonces, problem documents)
-and ``josepy``. Every call here blocks on the network: callers run them in a
-worker thread. The order's progress is an :class:`ACMEOrderStatus` (the
-ManagedCertificate status field ``acmeOrder``); each step hands the new state
-to ``save`` before going on, so a process killed at any point resumes the same
-order from its URL instead of ordering anew.
+and ``josepy``. The library blocks on the network, so :func:`run_order` is a
+coroutine that runs each request in a thread and waits between polls with
+``asyncio.sleep``: a thread is held for one request at a time, never for the
+minutes a CA may take to validate. The order's progress is an
+:class:`ACMEOrderStatus` (the ManagedCertificate status field ``acmeOrder``);
+each step hands the new state to ``save`` before going on, so a process
+killed at any point resumes the same order from its URL instead of ordering
+anew.
 
 No Kubernetes here: the account key, CA bundle and EAB key arrive as bytes,
 challenge answers are published through :class:`ChallengeAnswers`.
@@ -13,12 +16,14 @@ challenge answers are published through :class:`ChallengeAnswers`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import ipaddress
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -79,15 +84,24 @@ class ACMEAccount:
 
 
 class ChallengeAnswers(Protocol):
-    """Where challenge answers are published while the CA validates them."""
+    """Where challenge answers are published while the CA validates them.
 
-    def publish_http01(self, token: str, key_authorization: str) -> None: ...
+    An answer is withdrawn as soon as its authorization is valid or invalid.
+    Publishing the same answer again (a resumed order) must be harmless.
+    """
 
-    def withdraw_http01(self, token: str) -> None: ...
+    async def publish_http01(
+        self, solver: ACMESolver, identifier: str, token: str, key_authorization: str
+    ) -> None: ...
 
-    def publish_dns01(self, solver: ACMESolver, record_name: str, value: str) -> None: ...
+    async def withdraw_http01(self, solver: ACMESolver, identifier: str, token: str) -> None: ...
 
-    def withdraw_dns01(self, solver: ACMESolver, record_name: str, value: str) -> None: ...
+    async def publish_dns01(self, solver: ACMESolver, record_name: str, value: str) -> None: ...
+
+    async def withdraw_dns01(self, solver: ACMESolver, record_name: str, value: str) -> None: ...
+
+    async def served(self) -> None:
+        """Return once every answer published is being served: the CA may look from then on."""
 
 
 @dataclass(frozen=True)
@@ -259,42 +273,123 @@ def build_csr_pem(
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def run_order(
+def _fetch_authorization(acme_client: client.ClientV2, url: str) -> messages.AuthorizationResource:
+    return acme_client._authzr_from_response(acme_client._post_as_get(url), uri=url)
+
+
+async def _poll_authorizations(
+    acme_client: client.ClientV2,
+    orderr: messages.OrderResource,
+    deadline: float,
+    interval: float,
+    finished: Callable[[str], Awaitable[None]],
+) -> messages.OrderResource:
+    """Wait until no authorization is pending; ``finished(url)`` as each one settles."""
+    current = {authzr.uri: authzr for authzr in orderr.authorizations}
+    waiting = [url for url, authzr in current.items() if authzr.body.status == messages.STATUS_PENDING]
+    for url in current.keys() - set(waiting):
+        await finished(url)
+    while waiting:
+        for url in list(waiting):
+            authzr = await asyncio.to_thread(_fetch_authorization, acme_client, url)
+            current[url] = authzr
+            if authzr.body.status != messages.STATUS_PENDING:
+                waiting.remove(url)
+                await finished(url)
+        if not waiting:
+            break
+        if time.monotonic() >= deadline:
+            raise errors.TimeoutError()
+        await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+    failed = [authzr for authzr in current.values() if authzr.body.status != messages.STATUS_VALID]
+    if failed:
+        raise errors.ValidationError(failed)
+    updated: messages.OrderResource = orderr.update(authorizations=list(current.values()))
+    return updated
+
+
+async def _begin_finalization(acme_client: client.ClientV2, orderr: messages.OrderResource) -> None:
+    try:
+        await asyncio.to_thread(acme_client.begin_finalization, orderr)
+    except messages.Error as error:
+        # The order is not ready yet (or no longer): polling it tells what it is.
+        if error.code != "orderNotReady":
+            raise
+
+
+async def _finalize(
+    acme_client: client.ClientV2, orderr: messages.OrderResource, deadline: float, interval: float
+) -> messages.OrderResource:
+    """Send the CSR, wait for the certificate, download it."""
+    await _begin_finalization(acme_client, orderr)
+    while True:
+        response = await asyncio.to_thread(acme_client._post_as_get, orderr.uri)
+        body = messages.Order.from_json(response.json())
+        if body.status == messages.STATUS_INVALID:
+            if body.error is not None:
+                raise errors.IssuanceError(body.error)
+            raise errors.Error("the CA abandoned the order without saying why")
+        if body.status == messages.STATUS_VALID and body.certificate is not None:
+            chain = await asyncio.to_thread(acme_client._post_as_get, body.certificate)
+            finished: messages.OrderResource = orderr.update(body=body, fullchain_pem=chain.text)
+            return finished
+        if body.status == messages.STATUS_READY:
+            await _begin_finalization(acme_client, orderr)
+        if time.monotonic() >= deadline:
+            raise errors.TimeoutError()
+        wait = interval
+        if body.status == messages.STATUS_PROCESSING:
+            # Retry-After as the library reads it: naive local time.
+            asked = (acme_client.retry_after(response, 1) - datetime.now()).total_seconds()
+            wait = max(interval, asked)
+        await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+
+
+async def run_order(
     account: ACMEAccount,
     issuer: ACMEIssuer,
     *,
     csr_pem: bytes,
     identifiers: Sequence[str],
     previous: ACMEOrderStatus | None,
-    save: Callable[[ACMEOrderStatus], None],
+    save: Callable[[ACMEOrderStatus], Awaitable[None]],
     answers: ChallengeAnswers,
-    timeout: timedelta = timedelta(minutes=2),
+    timeout: timedelta = timedelta(minutes=2),  # noqa: ASYNC109 (a deadline over many requests)
+    poll_interval: float = 1.0,
 ) -> OrderOutcome:
     """Take an order from where ``previous`` left it (or from a new order) to the certificate."""
     state: ACMEOrderStatus | None = previous
-    published: list[Callable[[], None]] = []
+    published: dict[str, Callable[[], Awaitable[None]]] = {}
+    """Authorization URL -> withdrawal of the answer published for it."""
+
+    async def withdraw(url: str) -> None:
+        undo = published.pop(url, None)
+        if undo is not None:
+            # Clean-up must not hide the outcome; a stale answer only lingers until it expires.
+            with contextlib.suppress(Exception):
+                await undo()
+
     with _verify_setting(account.ca_bundle_pem) as verify:
         try:
-            acme_client, jwk = _client(account, verify)
+            acme_client, jwk = await asyncio.to_thread(_client, account, verify)
             account_url = acme_client.net.account.uri if acme_client.net.account else None
             orderr = None
             if state is not None and resumable(state, identifiers):
-                orderr = _fetch_order(acme_client, state.url, csr_pem)
+                orderr = await asyncio.to_thread(_fetch_order, acme_client, state.url, csr_pem)
                 if orderr.body.status not in (messages.STATUS_PENDING, messages.STATUS_READY):
                     # Finalized (or failed) meanwhile: its certificate, if any, is for a key
                     # that died with the process that sent the CSR. Order anew.
                     orderr = None
             if orderr is None:
-                orderr = acme_client.new_order(csr_pem)
+                orderr = await asyncio.to_thread(acme_client.new_order, csr_pem)
             chosen: dict[str, str] = {}
             for authzr in orderr.authorizations:
                 value = authzr.body.identifier.value
                 solver = select_solver(issuer.solvers, value)
                 chosen[value] = DNS01 if solver is not None and solver.dns01 is not None else HTTP01
             state = _order_state(orderr, account_url, chosen)
-            save(state)
-            # The library polls against naive local time, so its deadline must be one.
-            deadline = datetime.now() + timeout
+            await save(state)
+            to_answer: list[tuple[messages.ChallengeBody, challenges.ChallengeResponse]] = []
             for authzr in orderr.authorizations:
                 if authzr.body.status != messages.STATUS_PENDING:
                     continue
@@ -311,20 +406,28 @@ def run_order(
                 response, validation = challb.response_and_validation(jwk)
                 if isinstance(challb.chall, challenges.HTTP01):
                     token = challb.chall.encode("token")
-                    answers.publish_http01(token, validation)
-                    published.append(functools.partial(answers.withdraw_http01, token))
+                    published[authzr.uri] = functools.partial(answers.withdraw_http01, solver, value, token)
+                    await answers.publish_http01(solver, value, token, validation)
                 else:
                     record = challb.chall.validation_domain_name(value.removeprefix("*."))
-                    answers.publish_dns01(solver, record, validation)
-                    published.append(functools.partial(answers.withdraw_dns01, solver, record, validation))
+                    published[authzr.uri] = functools.partial(
+                        answers.withdraw_dns01, solver, record, validation
+                    )
+                    await answers.publish_dns01(solver, record, validation)
                 if challb.status == messages.STATUS_PENDING:
-                    acme_client.answer_challenge(challb, response)
-            orderr = acme_client.poll_authorizations(orderr, deadline)
+                    to_answer.append((challb, response))
+            # The CA validates once it is told to, and may not try again: only when answers are up.
+            await answers.served()
+            # From here on the CA works: the time it may take starts now, not before the answers were up.
+            deadline = time.monotonic() + timeout.total_seconds()
+            for challb, response in to_answer:
+                await asyncio.to_thread(acme_client.answer_challenge, challb, response)
+            orderr = await _poll_authorizations(acme_client, orderr, deadline, poll_interval, withdraw)
             state = _order_state(orderr, account_url, chosen)
-            save(state)
-            orderr = acme_client.finalize_order(orderr, deadline)
+            await save(state)
+            orderr = await _finalize(acme_client, orderr, deadline, poll_interval)
             state = state.model_copy(update={"state": "valid"})
-            save(state)
+            await save(state)
             assert orderr.fullchain_pem is not None
             return OrderOutcome(fullchain_pem=orderr.fullchain_pem, state=state)
         except ACMEProblem:
@@ -335,10 +438,8 @@ def run_order(
                 problem.state = state.model_copy(update={"state": "invalid", "problem": problem.type})
             raise problem from None
         finally:
-            for withdraw in published:
-                # Clean-up must not hide the outcome; a stale answer only lingers until it expires.
-                with contextlib.suppress(Exception):
-                    withdraw()
+            for url in list(published):
+                await withdraw(url)
 
 
 def revoke_certificate(account: ACMEAccount, certificate_pem: bytes, reason_code: int) -> None:

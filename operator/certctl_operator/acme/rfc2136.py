@@ -1,6 +1,6 @@
 """DNS-01 records published by RFC 2136 dynamic updates, signed with TSIG (RFC 8945).
 
-Blocking (dnspython over TCP): called from the ACME flow's worker thread.
+Blocking (dnspython over TCP): the caller runs it in a thread.
 """
 
 from __future__ import annotations

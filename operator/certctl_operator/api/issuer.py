@@ -85,10 +85,100 @@ class ACMEExternalAccountBinding(ApiModel):
     )
 
 
+class ServiceType(StrEnum):
+    """How the solver's Service is exposed."""
+
+    CLUSTER_IP = "ClusterIP"
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+
+
+class TolerationOperator(StrEnum):
+    EXISTS = "Exists"
+    EQUAL = "Equal"
+
+
+class TaintEffect(StrEnum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+LabelKey = Annotated[str, Field(min_length=1, max_length=317, pattern=r"^[-._/a-zA-Z0-9]+$")]
+Quantity = Annotated[
+    str,
+    Field(max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"),
+]
+# Map keys stay unconstrained (a CRD schema cannot pattern them); the API server checks them in the Pod.
+ResourceList = Annotated[dict[str, Quantity], Field(max_length=16)]
+
+
+class Toleration(ApiModel):
+    """A toleration of the solver Pod, as in a Pod spec."""
+
+    key: LabelKey | None = Field(default=None, description="Taint key; empty with Exists matches every key.")
+    operator: TolerationOperator = Field(default=TolerationOperator.EQUAL, description="Exists or Equal.")
+    value: str | None = Field(default=None, max_length=63, description="Taint value for Equal.")
+    effect: TaintEffect | None = Field(default=None, description="Taint effect; empty matches every effect.")
+    toleration_seconds: StrictInt | None = Field(
+        default=None,
+        description="How long a NoExecute taint is tolerated.",
+        json_schema_extra={"format": "int64"},
+    )
+
+
+class ACMESolverResources(ApiModel):
+    """Compute resources of the solver container."""
+
+    requests: ResourceList | None = Field(default=None, description="Requested resources, e.g. cpu: 10m.")
+    limits: ResourceList | None = Field(default=None, description="Resource limits, e.g. memory: 64Mi.")
+
+
+class ACMEHTTP01SolverPod(ApiModel):
+    """Answer each HTTP-01 challenge from a short-lived Pod and a Service in the certificate's namespace.
+
+    Each field left out takes the operator's default (its acmeSolver settings)."""
+
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        pattern=r"^[^\t\n\f\r ]+$",
+        description=(
+            "Image of the solver container; it runs certctl-operator acme-solver, so it is the "
+            "operator's image (the default)."
+        ),
+    )
+    resources: ACMESolverResources | None = Field(
+        default=None, description="Compute resources of the solver container."
+    )
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(
+        default=None, max_length=64, description="Node labels the solver Pod must be scheduled onto."
+    )
+    tolerations: list[Toleration] | None = Field(
+        default=None, max_length=32, description="Taints the solver Pod tolerates."
+    )
+    service_type: ServiceType | None = Field(
+        default=None, description="Type of the solver's Service: ClusterIP, NodePort or LoadBalancer."
+    )
+
+
 class ACMEHTTP01Solver(ApiModel):
-    """HTTP-01: the operator answers the CA's request for http://<name>/.well-known/acme-challenge/<token>
-    on its own HTTP port. The name must reach that port, for example through an Ingress or a
-    Service in front of the operator, or directly on a single node."""
+    """HTTP-01: the CA asks http://<name>/.well-known/acme-challenge/<token> for the key authorization.
+
+    Without pod, the operator answers on its own HTTP port; the name must reach that port, for
+    example through an Ingress or a Service in front of the operator, or directly on a single node.
+    With pod, each challenge is answered by a short-lived Pod behind a Service of port 80 in the
+    certificate's namespace; routing the name's port 80 to that Service (an Ingress or Gateway
+    route, or a LoadBalancer Service) is up to you."""
+
+    pod: ACMEHTTP01SolverPod | None = Field(
+        default=None,
+        description=(
+            "Answer from a solver Pod and Service per challenge instead of the operator's own port; "
+            "pod: {} takes the operator's defaults."
+        ),
+    )
 
 
 class TSIGAlgorithm(StrEnum):
@@ -458,10 +548,12 @@ __all__ = [
     "ACMEDNS01Solver",
     "ACMEExternalAccountBinding",
     "ACMEHTTP01Solver",
+    "ACMEHTTP01SolverPod",
     "ACMEIssuer",
     "ACMERFC2136Provider",
     "ACMESecretKeySelector",
     "ACMESolver",
+    "ACMESolverResources",
     "ACMESolverSelector",
     "CAIssuer",
     "CRLSettings",
@@ -473,5 +565,9 @@ __all__ = [
     "OCSPSettings",
     "RevokedCertificate",
     "SelfSignedIssuer",
+    "ServiceType",
     "TSIGAlgorithm",
+    "TaintEffect",
+    "Toleration",
+    "TolerationOperator",
 ]

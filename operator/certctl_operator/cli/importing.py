@@ -103,6 +103,9 @@ class Conversion:
     """Why nothing can be imported from this object (None when it can)."""
     secret_takeover: tuple[str, str, dict[str, str]] | None = None
     """(namespace, Secret name, annotations) that let the ManagedCertificate take the Secret over."""
+    cluster_ca_secret: str | None = None
+    """For a CA ClusterIssuer: the Secret it signs with. cert-manager reads it from its cluster
+    resource namespace, certctl from the operator's namespace, so it has to be copied there."""
 
     def skip(self, path: str, reason: str) -> None:
         self.unmapped.append(Unmapped(self.source, path, reason))
@@ -311,12 +314,8 @@ def convert_issuer(body: Mapping[str, Any]) -> Conversion:
     elif "ca" in spec:
         ca = spec.get("ca") or {}
         result["ca"] = {"secretName": ca.get("secretName")}
-        if body.get("kind") == "ClusterIssuer":
-            conversion.skip(
-                "spec.ca.secretName",
-                "kept, but a certctl ClusterIssuer reads the Secret from the operator's namespace "
-                "(cert-manager: its cluster resource namespace); copy the Secret there",
-            )
+        if body.get("kind") == "ClusterIssuer" and ca.get("secretName"):
+            conversion.cluster_ca_secret = str(ca["secretName"])
         for key in sorted(set(ca) - {"secretName"}):
             conversion.skip(f"spec.ca.{key}", _ISSUER_CA_UNMAPPED.get(key) or "no certctl equivalent")
     elif "acme" in spec:

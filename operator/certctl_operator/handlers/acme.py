@@ -1,11 +1,13 @@
 """Glue between the issuance reconciler and the ACME flow (:mod:`certctl_operator.acme`).
 
-The flow blocks on the network, so it runs in a worker thread; each step's
-order state is written to the ManagedCertificate's ``status.acmeOrder`` from
-there (through the event loop) before the next step, so a restarted operator
-resumes the same order. HTTP-01 answers are served by the operator's own web
-server at ``/.well-known/acme-challenge/<token>`` from an in-memory table; a
-resumed order publishes them again, recomputed from the account key.
+The flow runs on the event loop, its network requests one at a time in a
+thread; each step's order state is written to the ManagedCertificate's
+``status.acmeOrder`` before the next step, so a restarted operator resumes the
+same order. HTTP-01 answers are served by the operator's own web server at
+``/.well-known/acme-challenge/<token>`` from an in-memory table, or, for a
+solver with ``pod``, by a solver Pod and Service per challenge in the
+certificate's namespace; a resumed order publishes them again, recomputed
+from the account key.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+from kubernetes_asyncio.client.exceptions import ApiException
 
 from certctl_operator.acme import (
     ACMEAccount,
@@ -29,18 +33,21 @@ from certctl_operator.acme import (
     revoke_certificate,
     run_order,
 )
+from certctl_operator.acme.http01_solver import SolverOwner, SolverPodSettings
 from certctl_operator.acme.rfc2136 import update_txt
 from certctl_operator.api import IssuerKind, ManagedCertificate, status_patch
 from certctl_operator.api.certificate import ACMEOrderStatus
-from certctl_operator.api.issuer import ACMEIssuer, ACMESolver, IssuerSpec
+from certctl_operator.api.issuer import ACMEHTTP01SolverPod, ACMEIssuer, ACMESolver, IssuerSpec
 from certctl_operator.context import OperatorContext
 from certctl_operator.handlers.issuance_runtime import IssuanceRuntime, Key
 from certctl_operator.kube.acme_account import SecretValueMissing, account_key_pem, secret_value
+from certctl_operator.kube.acme_solver import SolverNotReady, SolverPods
 from certctl_operator.kube.objects import patch_status
 from certctl_operator.pki.encoding import certificate_to_pem, fingerprint_sha256, serial_to_hex
 from certctl_operator.pki.issue import IssuedCertificate
 from certctl_operator.policy.issuance import IssuerView
 from certctl_operator.policy.issuers import ca_secret_namespace
+from certctl_operator.settings import Settings
 from certctl_operator.web.server import register_routes
 
 logger = logging.getLogger(__name__)
@@ -113,23 +120,57 @@ async def acme_account(
 
 
 class _Answers:
-    """Publishes challenge answers from the flow's worker thread."""
+    """Publishes challenge answers: the operator's table, solver Pods, or RFC 2136 updates."""
 
-    def __init__(self, table: dict[str, str], tsig_secrets: dict[str, bytes]) -> None:
+    def __init__(
+        self, table: dict[str, str], tsig_secrets: dict[str, bytes], pods: SolverPods | None
+    ) -> None:
         self.table = table
         self.tsig_secrets = tsig_secrets
+        self.pods = pods
 
-    def publish_http01(self, token: str, key_authorization: str) -> None:
-        self.table[token] = key_authorization
+    def _pod(self, solver: ACMESolver) -> ACMEHTTP01SolverPod | None:
+        return solver.http01.pod if solver.http01 is not None else None
 
-    def withdraw_http01(self, token: str) -> None:
-        self.table.pop(token, None)
+    async def publish_http01(
+        self, solver: ACMESolver, identifier: str, token: str, key_authorization: str
+    ) -> None:
+        pod = self._pod(solver)
+        if pod is not None and self.pods is not None:
+            try:
+                await self.pods.publish(pod, identifier, token, key_authorization)
+            except ApiException as error:
+                if error.status not in (400, 403, 422):
+                    raise
+                # Refused, not failed: say so on the certificate instead of retrying blindly.
+                raise ACMEProblem(
+                    "solverPod",
+                    f"creating the HTTP-01 solver for {identifier} was refused: {error.status} "
+                    f"{error.reason}: {_api_message(error)}",
+                ) from None
+        else:
+            self.table[token] = key_authorization
 
-    def publish_dns01(self, solver: ACMESolver, record_name: str, value: str) -> None:
-        self._update(solver, record_name, value, add=True)
+    async def withdraw_http01(self, solver: ACMESolver, identifier: str, token: str) -> None:
+        if self._pod(solver) is not None and self.pods is not None:
+            await self.pods.withdraw(identifier, token)
+        else:
+            self.table.pop(token, None)
 
-    def withdraw_dns01(self, solver: ACMESolver, record_name: str, value: str) -> None:
-        self._update(solver, record_name, value, add=False)
+    async def served(self) -> None:
+        # The operator's table and RFC 2136 updates answer at once; solver Pods once Ready.
+        if self.pods is None:
+            return
+        try:
+            await self.pods.wait_ready()
+        except SolverNotReady as error:
+            raise ACMEProblem("solverPodNotReady", str(error)) from None
+
+    async def publish_dns01(self, solver: ACMESolver, record_name: str, value: str) -> None:
+        await asyncio.to_thread(self._update, solver, record_name, value, add=True)
+
+    async def withdraw_dns01(self, solver: ACMESolver, record_name: str, value: str) -> None:
+        await asyncio.to_thread(self._update, solver, record_name, value, add=False)
 
     def _update(self, solver: ACMESolver, record_name: str, value: str, *, add: bool) -> None:
         assert solver.dns01 is not None
@@ -143,6 +184,28 @@ class _Answers:
             tsig_algorithm=provider.tsig_algorithm,
             tsig_secret=self.tsig_secrets.get(provider.tsig_key_name or ""),
         )
+
+
+def _api_message(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body or "{}").get("message", ""))[:500]
+    except (ValueError, AttributeError):
+        return ""
+
+
+def solver_pod_defaults(settings: Settings) -> SolverPodSettings:
+    """The operator's defaults for what an issuer's http01.pod leaves out."""
+    return SolverPodSettings(
+        image=settings.acme_solver_image,
+        service_type=settings.acme_solver_service_type,
+        resources=settings.acme_solver_resources,
+        node_selector=settings.acme_solver_node_selector,
+        tolerations=settings.acme_solver_tolerations,
+    )
+
+
+def uses_solver_pods(spec: ACMEIssuer) -> bool:
+    return any(s.http01 is not None and s.http01.pod is not None for s in spec.solvers)
 
 
 async def _tsig_secrets(rt: IssuanceRuntime, spec: ACMEIssuer, namespace: str) -> dict[str, bytes]:
@@ -212,9 +275,8 @@ async def issue_acme(
     ips = list(cert.spec.ip_addresses or [])
     csr_pem = build_csr_pem(private_key, dns_names, ips)
     identifiers = order_identifiers(dns_names, ips)
-    loop = asyncio.get_running_loop()
 
-    async def write(state: ACMEOrderStatus) -> None:
+    async def save(state: ACMEOrderStatus) -> None:
         # A diff against the stored status: fields the new state lacks are removed, not merged.
         before = outcome.cert.status
         patch = status_patch(before, before.model_copy(update={"acme_order": state}))
@@ -225,14 +287,13 @@ async def issue_acme(
         outcome.body = result
         outcome.cert = ManagedCertificate.from_body(result)
 
-    def save(state: ACMEOrderStatus) -> None:
-        if outcome.cert.status.acme_order != state:
-            asyncio.run_coroutine_threadsafe(write(state), loop).result(timeout=120)
-
-    answers = _Answers(http01_answers(rt.context), tsig)
+    pods = None
+    if uses_solver_pods(spec):
+        owner = SolverOwner(key.namespace, key.name, str(body["metadata"].get("uid", "")))
+        pods = SolverPods(rt.api, owner, solver_pod_defaults(rt.settings))
+    answers = _Answers(http01_answers(rt.context), tsig, pods)
     try:
-        result = await asyncio.to_thread(
-            run_order,
+        result = await run_order(
             account,
             spec,
             csr_pem=csr_pem,
@@ -243,11 +304,25 @@ async def issue_acme(
         )
     except ACMEProblem as problem:
         if problem.state is not None:
-            await write(problem.state)
+            await save(problem.state)
         outcome.reason, outcome.message = problem.reason, problem.message
         return outcome
+    finally:
+        if pods is not None:
+            await _remove_solver_pods(pods, key)
     outcome.issued = issued_from_chain(result.fullchain_pem)
     return outcome
+
+
+async def _remove_solver_pods(pods: SolverPods, key: Key) -> None:
+    # Left over by an order a crash abandoned: the order in hand withdrew its own.
+    try:
+        removed = await pods.remove_all()
+    except ApiException as error:
+        logger.warning("removing HTTP-01 solver Pods of %s failed: %s", key, error.reason)
+        return
+    if removed:
+        logger.info("removed %d leftover HTTP-01 solver objects of %s", removed, key)
 
 
 async def revoke_acme(

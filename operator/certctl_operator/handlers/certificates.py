@@ -1,7 +1,8 @@
 """ManagedCertificate: issue into a kubernetes.io/tls Secret, keep it matching, renew it on time.
 
-The watch handlers only queue keys (see ``issuance_runtime``); :func:`reconcile`
-reads the certificate, its Secret and its issuer, lets
+The watch handlers only keep the bodies they are given and queue keys (see
+``issuance_runtime``); :func:`reconcile` takes the certificate, its Secret and
+its issuer as last seen (read afresh after a conflict or failure), lets
 ``policy.issuance.decide`` pick one action and carries it out:
 
 * **Issue**: sign, write the Secret (annotated with the revision and serial it
@@ -22,7 +23,9 @@ Every path ends by scheduling the certificate's next action from its status.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import time
 from datetime import datetime, timedelta
@@ -63,7 +66,14 @@ from certctl_operator.kube.notification_events import (
 )
 from certctl_operator.kube.objects import get_object, patch_metadata, patch_status
 from certctl_operator.kube.secret_watch import secret_watcher
-from certctl_operator.kube.secrets import apply_secret, create_secret, delete_secret, read_secret
+from certctl_operator.kube.secrets import (
+    apply_secret,
+    create_secret,
+    created_fields,
+    delete_secret,
+    read_secret,
+    snapshot,
+)
 from certctl_operator.metrics import (
     certificate_active,
     certificate_expiration_timestamp,
@@ -79,7 +89,16 @@ from certctl_operator.metrics import (
     issuance_failures_total,
     issuance_total,
 )
-from certctl_operator.pki import PKIError, generate_private_key_async, issue_certificate, private_key_to_pem
+from certctl_operator.pki import (
+    KeyAlgorithm,
+    PKIError,
+    generate_private_key,
+    generate_private_key_async,
+    issue_certificate,
+    planned_not_after,
+    private_key_to_pem,
+    random_serial,
+)
 from certctl_operator.policy.clock import format_rfc3339
 from certctl_operator.policy.issuance import (
     ANNOTATION_CERTIFICATE_NAME,
@@ -140,15 +159,21 @@ class Conflict(Requeue):
 
 
 @kopf.on.event(API_GROUP, PLURAL)
-async def certificate_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+async def certificate_event(
+    type: str | None, event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any
+) -> None:
     rt = runtime(memo)
     key = Key(CERTIFICATE, body.metadata.namespace or "", body.metadata.name or "")
     if type == "DELETED":
         certificate_gone(rt, key)
-        # A reconcile under way may still export the certificate's series; the next one finds it
-        # gone and removes them again (the queue runs it after the one under way).
+        # A reconcile under way may still export the certificate's series (or keep a body it read
+        # just before); the next one reads, finds it gone and removes them again (the queue runs it
+        # after the one under way).
+        rt.read_afresh.add(key)
         rt.queue.add(key)
         return
+    # Kept as delivered (never changed in place): the next reconcile starts from it.
+    rt.certificate_bodies[key] = dict(event["object"])
     rt.remember_uid(key, body)
     secret_name = (body.get("spec") or {}).get("secretName")
     # Certificates waiting for a Secret this one held may take it over now.
@@ -166,10 +191,12 @@ async def certificate_event(type: str | None, body: kopf.Body, memo: Any, **_: A
 
 
 @kopf.on.event("v1", "secrets", labels={LABEL_MANAGED_BY_CERTIFICATE: kopf.PRESENT})
-async def secret_event(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+async def secret_event(type: str | None, event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
     rt = runtime(memo)
     location = (body.metadata.namespace or "", body.metadata.name or "")
     own = rt.own_secret_writes.get(location) == body.metadata.get("resourceVersion")
+    # DELETED also when the Secret lost the label: then it is not one of the operator's any more.
+    rt.secret_seen(location, None if type == "DELETED" else snapshot(event["object"]))
     if type == "DELETED":
         rt.own_secret_writes.pop(location, None)
         own = False
@@ -197,19 +224,25 @@ def certificate_gone(rt: IssuanceRuntime, key: Key) -> None:
 
 @reconciler(CERTIFICATE)
 async def reconcile(rt: IssuanceRuntime, key: Key) -> None:
+    fresh = key in rt.read_afresh
     try:
-        await _reconcile(rt, key)
-    except ApiException as error:
-        if error.status == 409:
+        await _reconcile(rt, key, fresh=fresh)
+    except BaseException as error:
+        # A write that conflicted may have been computed from a body that was behind: the next
+        # attempt reads the certificate and its Secret from the API server.
+        rt.read_afresh.add(key)
+        if isinstance(error, ApiException) and error.status == 409:
             raise Conflict(f"conflict: {error.reason}") from None
-        if error.status == 404:
+        if isinstance(error, ApiException) and error.status == 404:
             # Usually the certificate went away meanwhile: the next attempt finds out and cleans up.
             raise Requeue(f"not found: {error.reason}") from None
         raise
+    if fresh:
+        rt.read_afresh.discard(key)
 
 
-async def _reconcile(rt: IssuanceRuntime, key: Key) -> None:
-    body = await get_object(rt.api, PLURAL, key.name, key.namespace)
+async def _reconcile(rt: IssuanceRuntime, key: Key, *, fresh: bool) -> None:
+    body = await rt.certificate_body(key, fresh=fresh)
     if body is None:
         certificate_gone(rt, key)
         return
@@ -236,16 +269,18 @@ async def _reconcile(rt: IssuanceRuntime, key: Key) -> None:
     namespace = key.namespace
     problems = spec_problems(cert.spec, namespace, settings.minimum_certificate_duration)
     issuer = None if problems else await rt.issuer_view(cert.spec.issuer_ref, namespace, fresh=False)
-    secret = await read_secret(rt.api, namespace, cert.spec.secret_name)
+    secret = await rt.secret(namespace, cert.spec.secret_name, fresh=fresh)
     conflict = secret_conflict(
         secret,
         certificate_name=key.name,
         owner_claims_it=await _claimed_by_other(rt, key, cert, secret),
     )
     request = build_request(cert.spec, namespace, issuer, settings.public_base_url)
-    exam = await rt.off_loop(
+    examine = functools.partial(
         examine_secret, secret, certificate_name=key.name, spec=cert.spec, request=request, issuer=issuer
     )
+    # Without a Secret there is nothing to parse: cheaper here than a hop to the crypto pool.
+    exam = examine() if secret is None else await rt.off_loop(examine)
     decision = decide(
         cert,
         exam,
@@ -321,6 +356,7 @@ async def _write_status(
             raise Conflict from None
         raise
     rt.own_writes[key] = result["metadata"]["resourceVersion"]
+    rt.certificate_written(key, body, result)
 
 
 # --------------------------------------------------------------------------- issuance
@@ -358,11 +394,30 @@ async def _issue(
             return
     key_spec = key_spec_for(spec)
     encoding = key_encoding_for(spec)
+    signed_at = rt.now()
+    chosen_serial = random_serial()
+    # A CA issuer's serial is chosen first and recorded for OCSP while the key is generated and the
+    # certificate signed: the writes of the serials of reconciles waiting meanwhile are shared, and
+    # the serial is stored before the Secret is written, as always.
+    recording: asyncio.Future[None] | None = None
     try:
-        if decision.new_key or exam.key is None:
-            private_key = await generate_private_key_async(key_spec, rt.context.crypto_pool)
-        else:
+        if issuer.authority is not None and not is_acme(issuer):
+            recording = asyncio.ensure_future(
+                record_issued_serial(
+                    rt.context,
+                    spec.issuer_ref,
+                    namespace,
+                    serial_hex(chosen_serial),
+                    planned_not_after(request, issuer.authority, signed_at),
+                )
+            )
+        if not decision.new_key and exam.key is not None:
             private_key = exam.key
+        elif key_spec.algorithm is KeyAlgorithm.RSA:
+            private_key = await generate_private_key_async(key_spec, rt.context.key_pool)
+        else:
+            # An elliptic-curve key takes well under a millisecond: less than a hop to another thread.
+            private_key = generate_private_key(key_spec)
         if is_acme(issuer):
             ordered = await issue_acme(rt, key, body, cert, issuer, private_key)
             body, cert = ordered.body, ordered.cert
@@ -371,15 +426,25 @@ async def _issue(
                 return
             issued = ordered.issued
         else:
-            issued = await rt.off_loop(issue_certificate, request, private_key, issuer.authority, rt.now())
+            issued = await rt.off_loop(
+                issue_certificate, request, private_key, issuer.authority, signed_at, chosen_serial
+            )
         key_pem = private_key_to_pem(private_key, encoding)
-    except PKIError as error:
+    except BaseException as error:
+        if recording is not None:
+            recording.cancel()
+            await asyncio.gather(recording, return_exceptions=True)
+        if not isinstance(error, PKIError):
+            raise
         await _fail(rt, key, body, cert, decision, Reason.ISSUANCE_FAILED, error.message)
         return
 
     assert decision.revision is not None
     serial = serial_hex(issued.serial)
-    await record_issued_serial(rt.context, spec.issuer_ref, namespace, serial, issued.not_after)
+    if recording is not None:
+        await recording
+    else:
+        await record_issued_serial(rt.context, spec.issuer_ref, namespace, serial, issued.not_after)
     facts = CertificateFacts(
         revision=decision.revision,
         serial=serial,
@@ -411,7 +476,12 @@ async def _issue(
             written = await create_secret(rt.api, namespace, spec.secret_name, **contents)
         else:
             written = await apply_secret(
-                rt.api, namespace, spec.secret_name, **contents, resource_version=secret.resource_version
+                rt.api,
+                namespace,
+                spec.secret_name,
+                **contents,
+                resource_version=secret.resource_version,
+                hand_over=created_fields(secret),
             )
     except ApiException as error:
         if error.status == 409:
@@ -429,6 +499,7 @@ async def _issue(
             return
         raise
     rt.own_secret_writes[(namespace, spec.secret_name)] = written.resource_version or ""
+    rt.secret_written((namespace, spec.secret_name), secret, written)
     # Counted once the Secret holds it: a reconcile cut short after this adopts it, never issues again.
     issuance_total.labels(issuer_kind=issuer_kind, result="success").inc()
     issuance_duration_seconds.labels(issuer_kind=issuer_kind).observe(time.monotonic() - started)
@@ -590,12 +661,14 @@ async def _repair_metadata(
                 name: secret.data[name] for name in ("tls.crt", "tls.key", "ca.crt") if name in secret.data
             },
             resource_version=secret.resource_version,
+            hand_over=created_fields(secret),
         )
     except ApiException as error:
         if error.status == 409:
             raise Conflict from None
         raise
     rt.own_secret_writes[(key.namespace, secret.name)] = written.resource_version or ""
+    rt.secret_written((key.namespace, secret.name), secret, written)
     logger.info("restored the labels and annotations of Secret %s", secret.name, extra=rt.log_extra(key))
 
 
@@ -770,6 +843,7 @@ async def _sync_finalizer(
             raise Conflict from None
         raise
     rt.own_writes[key] = result["metadata"]["resourceVersion"]
+    rt.certificate_written(key, body, result)
     return result, ManagedCertificate.from_body(result)
 
 

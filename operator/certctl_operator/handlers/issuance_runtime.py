@@ -15,7 +15,13 @@ expiry notice, a CA re-check) from its status, so:
 * an object is never reconciled by two workers at once.
 
 The in-memory maps below are indexes and caches rebuilt from watch events;
-losing them costs reads, never correctness.
+losing them costs reads, never correctness. Reconciles start from the bodies
+the watches delivered (certificates, issuers, the operator's own Secrets)
+rather than reading each object again: every write carries the
+resourceVersion it was computed from, so one computed from a body that was
+behind fails with 409 Conflict, and the next reconcile of that object reads
+afresh (as does any reconcile after a failure). The CA verdict of an issuer
+whose CA Secret is watched holds until that watch reports a change.
 """
 
 from __future__ import annotations
@@ -35,14 +41,15 @@ from certctl_operator import API_GROUP
 from certctl_operator.api import ClusterIssuer, Issuer, IssuerKind, IssuerReference, IssuerSpec
 from certctl_operator.context import OperatorContext
 from certctl_operator.kube.objects import get_object
-from certctl_operator.kube.secrets import read_secret
+from certctl_operator.kube.secret_watch import secret_watcher
+from certctl_operator.kube.secrets import StoredSecret, read_secret
 from certctl_operator.policy.issuance import (
     LABEL_MANAGED_BY_CERTIFICATE,
     IssuerView,
     Reason,
     spec_error_message,
 )
-from certctl_operator.policy.issuers import IssuerCheck, ca_secret_namespace, evaluate_issuer
+from certctl_operator.policy.issuers import IssuerCheck, SecretSnapshot, ca_secret_namespace, evaluate_issuer
 from certctl_operator.workqueue import WorkQueue
 
 logger = logging.getLogger("certctl.issuance")
@@ -98,6 +105,8 @@ class CachedCheck:
     secret_name: str | None
     resource_version: str | None
     check: IssuerCheck
+    ca_generation: int = 0
+    """How many changes the watch of the CA Secret had reported when the Secret was read."""
 
     def still_valid(self, secret_name: str | None, resource_version: str | None, now: datetime) -> bool:
         if (secret_name, resource_version) != (self.secret_name, self.resource_version):
@@ -148,6 +157,14 @@ class IssuanceRuntime:
     certificate_metrics: dict[Key, Any] = field(default_factory=dict)
     # uid of each object, from watch events and reads: log records name the object by it.
     uids: dict[Key, str] = field(default_factory=dict)
+    # The latest body of each certificate: its watch events and this operator's writes.
+    certificate_bodies: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    # The operator's own Secrets (those the label watch sees) as last seen or written.
+    secrets: dict[tuple[str, str], StoredSecret] = field(default_factory=dict)
+    # Certificates whose next reconcile reads the certificate and its Secret from the API server.
+    read_afresh: set[Key] = field(default_factory=set)
+    # Changes the watch of each issuer's CA Secret reported (see CachedCheck.ca_generation).
+    ca_generations: dict[Key, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         settings = self.context.settings
@@ -241,6 +258,59 @@ class IssuanceRuntime:
         self.queue.forget(key)
         self.own_writes.pop(key, None)
         self.uids.pop(key, None)
+        self.certificate_bodies.pop(key, None)
+        self.read_afresh.discard(key)
+
+    # ------------------------------------------------------------------ watched bodies
+
+    # A read or a write answered after a watch event of the same object may be older than that
+    # event: what either returns replaces only the entry it started from, never a newer one.
+
+    async def certificate_body(self, key: Key, *, fresh: bool) -> dict[str, Any] | None:
+        """The certificate as last seen, or read now when ``fresh`` or not seen yet; None when gone."""
+        known = self.certificate_bodies.get(key)
+        if known is not None and not fresh:
+            return known
+        body = await get_object(self.api, key.plural, key.name, key.namespace or None)
+        if body is not None:
+            self.certificate_written(key, known, body)
+        return body
+
+    def certificate_written(self, key: Key, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
+        """``after`` (read or written) replaces ``before`` unless a watch event came in meanwhile."""
+        if self.certificate_bodies.get(key) is before:
+            self.certificate_bodies[key] = after
+
+    def secret_seen(self, location: tuple[str, str], secret: StoredSecret | None) -> None:
+        """A watch event of one of the operator's Secrets (None: deleted, or not ours now)."""
+        if secret is None:
+            self.secrets.pop(location, None)
+        else:
+            self.secrets[location] = secret
+
+    def secret_written(
+        self, location: tuple[str, str], before: SecretSnapshot | None, after: StoredSecret
+    ) -> None:
+        """``after`` (read or written) replaces ``before`` unless a watch event came in meanwhile."""
+        if self.secrets.get(location) is before:
+            if LABEL_MANAGED_BY_CERTIFICATE in after.labels:
+                self.secrets[location] = after
+            else:
+                self.secrets.pop(location, None)
+
+    async def secret(self, namespace: str, name: str, *, fresh: bool) -> StoredSecret | None:
+        """The Secret as last seen when it is one of the operator's, else (or when ``fresh``) read now."""
+        location = (namespace, name)
+        known = self.secrets.get(location)
+        if known is not None and not fresh:
+            return known
+        secret = await read_secret(self.api, namespace, name)
+        if secret is None:
+            if self.secrets.get(location) is known:
+                self.secrets.pop(location, None)
+        else:
+            self.secret_written(location, known, secret)
+        return secret
 
     def remember_uid(self, key: Key, body: Any) -> None:
         uid = (body.get("metadata") or {}).get("uid")
@@ -260,39 +330,58 @@ class IssuanceRuntime:
         namespace = ca_secret_namespace(kind, key.namespace, self.settings.operator_namespace)
         return namespace, spec.ca.secret_name
 
-    async def issuer_check(self, key: Key, spec: IssuerSpec, *, fresh: bool) -> IssuerCheck:
-        """Whether the issuer can sign; ``fresh`` reads its CA Secret again, else a cached verdict may do."""
+    def ca_secret_changed(self, key: Key) -> None:
+        """The watch of the issuer's CA Secret saw it (first look) or a change of it."""
+        self.ca_generations[key] = self.ca_generations.get(key, 0) + 1
+
+    async def issuer_check(
+        self, key: Key, spec: IssuerSpec, *, fresh: bool, trust_watch: bool = True
+    ) -> IssuerCheck:
+        """Whether the issuer can sign.
+
+        ``fresh``: as the CA Secret is now: the cached verdict while the watch
+        of that Secret has seen no change since it was read (``trust_watch``),
+        else the Secret read again. Otherwise a cached verdict may do.
+        """
         now = self.now()
         location = self.ca_secret_location(key, spec)
         if location is None:
             return evaluate_issuer(spec, None, now)
         cached = self.issuer_checks.get(key)
-        if not fresh and cached is not None and cached.secret_name == location[1]:
+        generation = self.ca_generations.get(key, 0)
+        if cached is not None and cached.secret_name == location[1]:
             authority = cached.check.authority
-            if authority is None or authority.not_before <= now < authority.not_after:
+            in_time = authority is None or authority.not_before <= now < authority.not_after
+            current = (
+                trust_watch
+                and cached.ca_generation == generation
+                and location in secret_watcher(self.context).watched()
+            )
+            if in_time and (not fresh or current):
                 return cached.check
         secret = await read_secret(self.api, *location)
         version = secret.resource_version if secret else None
         if cached is not None and cached.still_valid(location[1], version, now):
-            return cached.check
-        check = await self.off_loop(evaluate_issuer, spec, secret, now)
-        self.issuer_checks[key] = CachedCheck(location[1], version, check)
+            check = cached.check
+        else:
+            check = await self.off_loop(evaluate_issuer, spec, secret, now)
+        self.issuer_checks[key] = CachedCheck(location[1], version, check, generation)
         return check
 
-    async def issuer_body(self, key: Key, *, fresh: bool) -> dict[str, Any] | None:
-        body = None if fresh else self.issuer_bodies.get(key)
+    async def issuer_body(self, key: Key) -> dict[str, Any] | None:
+        """The issuer as its watch last delivered it (or its reconcile read it), else read now."""
+        body = self.issuer_bodies.get(key)
         if body is None:
             body = await get_object(self.api, key.plural, key.name, key.namespace or None)
-            if body is None:
-                self.issuer_bodies.pop(key, None)
-            else:
-                self.issuer_bodies[key] = body
+            if body is not None:
+                # A watch event that came in meanwhile is at least as new as this read.
+                body = self.issuer_bodies.setdefault(key, body)
         return body
 
     async def issuer_view(self, ref: IssuerReference, namespace: str, *, fresh: bool) -> IssuerView:
         """The issuer a certificate in ``namespace`` names, and whether it can sign."""
         key = issuer_key(ref, namespace)
-        body = await self.issuer_body(key, fresh=fresh)
+        body = await self.issuer_body(key)
         where = f"{key.kind} {key.name}" + (f" in namespace {namespace}" if key.namespace else "")
         if body is None:
             return IssuerView(

@@ -90,6 +90,8 @@ def _watch_ca_secret(rt: IssuanceRuntime, key: Key) -> None:
     location = rt.secret_of_issuer.get(key)
 
     async def recheck() -> None:
+        # Certificates stop trusting the issuer's cached verdict at once, before its reconcile runs.
+        rt.ca_secret_changed(key)
         rt.queue.add(key)
 
     secret_watcher(rt.context).watch(key, [location] if location else [], recheck)
@@ -117,11 +119,15 @@ def issuer_gone(rt: IssuanceRuntime, key: Key) -> None:
 
 @reconciler(ISSUER, CLUSTER_ISSUER)
 async def reconcile(rt: IssuanceRuntime, key: Key) -> None:
+    known = rt.issuer_bodies.get(key)
     body = await get_object(rt.api, key.plural, key.name, key.namespace or None)
     if body is None:
         issuer_gone(rt, key)
         return
-    rt.issuer_bodies[key] = body
+    # Certificates sign with the body their watch delivered last: a read answered after a newer
+    # event does not replace it.
+    if rt.issuer_bodies.get(key) is known:
+        rt.issuer_bodies[key] = body
     rt.remember_uid(key, body)
     model_class = ClusterIssuer if key.kind == CLUSTER_ISSUER else Issuer
     try:
@@ -146,7 +152,9 @@ async def reconcile(rt: IssuanceRuntime, key: Key) -> None:
                 logger.error("cannot read the %s: %s", key.kind, message, extra=rt.log_extra(key))
         return
     spec = issuer.spec
-    check = await rt.issuer_check(key, spec, fresh=True)
+    # The issuer's own look reads its CA Secret: it runs on the watch's reports and as the periodic
+    # safety net for a CA Secret that is not watched or whose watch is down.
+    check = await rt.issuer_check(key, spec, fresh=True, trust_watch=False)
     now = rt.now()
     status = _status(
         issuer.status, check, generation=issuer.metadata.generation, spec_type=spec.type, now=now

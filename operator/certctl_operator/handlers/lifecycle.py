@@ -15,11 +15,29 @@ from certctl_operator.web.server import start_server
 logger = logging.getLogger("certctl.operator")
 
 
+class UnusedDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """The diff base of an operator whose handlers never look at what changed.
+
+    Kopf builds a deep copy of every object on every watch event to compare it
+    with the last handled one. Only change handlers (``on.create``,
+    ``on.update``, ``on.resume``, ``on.delete``, ``on.field``) and idle timers
+    use that comparison, and the operator has none (the handlers watch events
+    and reconcile from work queues; tests/unit/test_kopf_settings.py keeps it
+    so), so the copy is not made and nothing is stored.
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
     """Keep Kopf's bookkeeping under our own domain, not kopf.zalando.org."""
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = UnusedDiffBaseStorage(
         prefix=API_GROUP, key="last-handled-configuration"
     )
     # Log lines are not Events: Events are posted explicitly, on transitions only.
@@ -27,9 +45,9 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = 60
-    # Kopf never cancels a timer on exit: one still running after this grace is left behind while
-    # the cleanup closes the clients it uses. Longer than a delivery's grace on the wire
-    # (notifications.DELIVERY_STOP_GRACE), so deliveries end or are abandoned cleanly first.
+    # Kopf does not cancel its handler tasks and daemons at exit: one still running after this grace
+    # is left behind while the cleanup closes the clients it uses. Longer than a delivery's grace
+    # on the wire (notifications.DELIVERY_STOP_GRACE), so every stage ends cleanly first.
     settings.background.instant_exit_timeout = 10.0
     settings.peering.standalone = True
 
@@ -38,7 +56,9 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
 async def start_operator(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     context: OperatorContext = memo.context
     configure_kopf(settings)
-    context.api = await create_api_client()
+    context.api = await create_api_client(
+        qps=context.settings.client_qps, burst=context.settings.client_burst
+    )
     if "http_runner" not in context.extras:
         # With leader election the server already runs (it served the standby until now).
         context.extras["http_runner"] = await start_server(context)
@@ -59,4 +79,5 @@ async def stop_operator(memo: Any, **_: Any) -> None:
     if context.api is not None:
         await context.api.close()
     context.crypto_pool.shutdown(wait=False, cancel_futures=True)
+    context.key_pool.shutdown(wait=False, cancel_futures=True)
     logger.info("certctl-operator stopped")

@@ -3,44 +3,51 @@
 How an event moves (the rules themselves are in
 :mod:`certctl_operator.policy.notification`):
 
-* One Kopf timer per event that still takes attempts (no phase yet, Pending
-  or Failed) or that has an unhandled requeue request. Sent and Dead events
-  match no filter, so they cost no task. A Pending event's timer fires at
-  once; a Failed one's first tick is delayed by a random fraction of the
-  interval, so a restarted operator does not wake every timer together.
-* Each tick compares ``status.nextRetryAt`` with the clock. An attempt due
-  within the current interval is waited for inside the tick, so attempts
-  happen at their scheduled time rather than up to an interval late.
-* Before an attempt the event is read again from the API server under a
-  per-event lock; the decision is taken on that fresh copy, never on a
+* Watch events only keep a small record per event (its name, uid,
+  resourceVersion, phase and ``sentAt``, never the body) and put the event on
+  one keyed work queue (:class:`~certctl_operator.workqueue.WorkQueue`) with a
+  due-time scheduler. A new, Pending or requeued event is due at once, a
+  Failed one at ``status.nextRetryAt``, a Sent one when its retention has
+  passed (it is deleted then), a Dead one never. Ten thousand events waiting
+  for their next attempt are ten thousand heap entries and one sleeping
+  scheduler task, and an attempt starts at its scheduled time rather than at
+  the next tick of a timer.
+* A worker takes the event under a per-event lock and reads it again from
+  the API server: the decision is taken on that fresh copy, never on a
   possibly stale watch body. The outcome, the next schedule, the conditions
-  and the attempt history are written in one status patch.
+  and the attempt history are written in one status patch, whose watch
+  event schedules the next attempt.
 * Requeue: the ``certctl.io/requeue`` annotation set to a value other than
   ``status.lastHandledRequeue`` resets the delivery in one status write
   (also storing the handled value, so it is level-triggered and survives
   restarts), then delivers again.
-* The ``certctl.io/phase=dead`` label is kept in step with the phase by a
-  watch-event handler (and right after each write), which also maintains the
-  per-phase counts behind the gauges and the list of Sent events that a
-  background sweeper deletes once their retention has passed.
+* The ``certctl.io/phase=dead`` label is kept in step with the phase by the
+  watch-event handler, which also keeps the per-phase counts behind the
+  gauges, one transition at a time.
+* Channels that are not Ready are checked again on the same queue every
+  ``notificationRetryInterval`` (and at once when a Secret they use
+  changes), until they are.
 
 Nothing that decides when to try again lives only in memory: after a restart
-every schedule resumes from the status. On shutdown an attempt on the wire
-gets :data:`DELIVERY_STOP_GRACE` to finish and be recorded, else it is
-cancelled unrecorded and made again after the restart.
+Kopf's initial listing rebuilds every schedule from the status, and an
+unchanged object costs no write. The handlers here are ``@kopf.on.event``
+handlers only, so Kopf keeps no progress or diff-base annotation of its own
+on these objects. The queue runs while the operator runs, which with leader
+election is only while it holds the Lease. On shutdown no new attempt
+starts; one on the wire gets :data:`DELIVERY_STOP_GRACE` to finish and be
+recorded, else it is cancelled unrecorded and made again after the restart.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import random
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, Protocol
 
 import kopf
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -55,9 +62,11 @@ from certctl_operator.api.notification import (
     NotificationEventStatus,
 )
 from certctl_operator.context import OperatorContext
-from certctl_operator.handlers.pausing import STOP_POLL_SECONDS, pause
+from certctl_operator.handlers.pausing import STOP_POLL_SECONDS
 from certctl_operator.kube import channels as channel_kube
 from certctl_operator.kube import notification_status as event_status
+from certctl_operator.kube.client import create_api_client
+from certctl_operator.kube.events import NORMAL, WARNING, post_event
 from certctl_operator.kube.notification_objects import (
     CHANNELS,
     EVENTS,
@@ -72,28 +81,29 @@ from certctl_operator.notify.senders import DeliveryResult, HttpClientPool, Noti
 from certctl_operator.policy import notification as policy
 from certctl_operator.policy.notification import DeliveryState
 from certctl_operator.settings import Settings
+from certctl_operator.workqueue import Requeue, WorkQueue
 
 logger = logging.getLogger("certctl.notifications")
 
-# Kopf fixes a timer's interval when the handler is registered, which is at
-# import time; the operator's settings come from the same CERTCTL_*
-# variables, so reading them here gives the same values.
-_IMPORT_SETTINGS = Settings.from_env()
-TIMER_INTERVAL = max(_IMPORT_SETTINGS.notification_retry_interval.total_seconds(), 0.1)
-
 RUNTIME_KEY = "notifications"
 
-DUE_MARGIN = 0.02
-"""Seconds added to an in-tick wait for a due attempt."""
+DELIVERY_WORKERS = 32
+"""Events and channels handled at the same time.
+
+Deliveries wait on the network, so several run side by side; a few channels
+that hang until their timeout hold a few workers, not all of them.
+"""
 
 DELIVERY_STOP_GRACE = 5.0
 """Seconds a delivery already on the wire may still take once the operator is stopping.
 
 Past it the attempt is cancelled and not recorded: the event keeps its status
 (not done) and the next start makes the attempt again under the same
-Idempotency-Key. Shorter than the grace Kopf gives a timer to exit
-(``configure_kopf``), so the timer ends before the clients it uses are closed.
+Idempotency-Key.
 """
+
+STOP_RECORD_GRACE = 5.0
+"""Seconds, beyond the delivery grace, that a stopping operator waits for outcomes to be written."""
 
 EVENT_DELIVERED = "Delivered"
 EVENT_DELIVERY_FAILED = "DeliveryFailed"
@@ -125,9 +135,9 @@ def _describe(error: BaseException) -> str:
 # --------------------------------------------------------------------------- runtime state
 
 
-@dataclass
+@dataclass(slots=True)
 class TrackedEvent:
-    """What the operator last saw of one NotificationEvent (from the watch)."""
+    """What the operator last saw of one NotificationEvent (from the watch); small on purpose."""
 
     namespace: str
     name: str
@@ -135,6 +145,7 @@ class TrackedEvent:
     resource_version: str
     phase: DeliveryPhase
     sent_at: datetime | None
+    requeue_pending: bool = False
 
     def log_extra(self) -> dict[str, Any]:
         return object_extra(
@@ -144,6 +155,36 @@ class TrackedEvent:
                 "metadata": {"namespace": self.namespace, "name": self.name, "uid": self.uid},
             }
         )
+
+
+class ChannelKey(NamedTuple):
+    """A NotificationChannel on the work queue (events are on it by uid)."""
+
+    namespace: str
+    name: str
+
+
+WorkKey = str | ChannelKey
+"""An event's uid, or a channel."""
+
+
+class StopSignal(Protocol):
+    """True once the operator is stopping."""
+
+    def __bool__(self) -> bool: ...
+
+
+class Stopping:
+    """The notification runtime's stop flag: set once, when the operator begins to stop."""
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def __bool__(self) -> bool:
+        return self._set
 
 
 @dataclass(frozen=True)
@@ -168,18 +209,41 @@ def outcome_basis(state: policy.DeliveryState) -> tuple[object, ...]:
 
 @dataclass
 class NotificationRuntime:
-    """Per-process helpers: the notifier, per-event locks and the watch-maintained event book."""
+    """Per-process state: the notifier, the work queue, per-event locks and the watch-maintained book."""
 
     settings: Settings
     pool: HttpClientPool
     notifier: Notifier
     policy: policy.RetryPolicy
     egress: EgressPolicy = field(default_factory=EgressPolicy)
+    api: Any = None
+    """The API client of deliveries, the runtime's own: it stays open until the last outcome is written."""
     events: dict[str, TrackedEvent] = field(default_factory=dict)
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    sweeper: asyncio.Task[None] | None = None
     unrecorded: dict[str, UnrecordedOutcome] = field(default_factory=dict)
     """Outcomes not yet written, by event uid; see :meth:`keep_outcome`."""
+    own_writes: dict[str, str] = field(default_factory=dict)
+    """resourceVersions of event writes made while the event is being handled, by uid."""
+    counts: dict[DeliveryPhase, int] = field(default_factory=lambda: dict.fromkeys(DeliveryPhase, 0))
+    stopping: Stopping = field(default_factory=Stopping)
+    queue: WorkQueue[WorkKey] = field(init=False)
+
+    def __post_init__(self) -> None:
+        interval = max(self.settings.notification_retry_interval, timedelta(milliseconds=100))
+        self.queue = WorkQueue(
+            self._process,
+            workers=DELIVERY_WORKERS,
+            name="notifications",
+            max_sleep=interval,
+            # An API server that is away is tried again at least once an interval.
+            retry_cap=interval,
+            log_extra=self.log_extra_of,
+        )
+
+    @property
+    def interval(self) -> timedelta:
+        """How often a channel that is not Ready is checked again."""
+        return self.settings.notification_retry_interval
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
@@ -201,66 +265,113 @@ class NotificationRuntime:
             return None
         return kept
 
-    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """Update the book from one watch event and refresh the gauges."""
+    def observe(self, event_type: str | None, body: Mapping[str, Any]) -> TrackedEvent | None:
+        """Update the book and the gauges from one watch event; the record, None once deleted."""
         meta = body.get("metadata") or {}
         uid = str(meta.get("uid") or "")
         if not uid:
-            return
+            return None
+        previous = self.events.get(uid)
+        if previous is not None:
+            self.counts[previous.phase] -= 1
         if event_type == "DELETED":
             self.events.pop(uid, None)
+            self.own_writes.pop(uid, None)
             self.forget_outcome(uid)
             lock = self.locks.get(uid)
             if lock is not None and not lock.locked():
                 del self.locks[uid]
-        else:
-            status = body.get("status") or {}
-            try:
-                phase = DeliveryPhase(status.get("phase") or DeliveryPhase.PENDING.value)
-            except ValueError:
-                phase = DeliveryPhase.PENDING
-            sent_at = None
-            if status.get("sentAt"):
-                with contextlib.suppress(ValueError):
-                    sent_at = datetime.fromisoformat(str(status["sentAt"]).replace("Z", "+00:00"))
-            self.events[uid] = TrackedEvent(
-                namespace=str(meta.get("namespace") or ""),
-                name=str(meta.get("name") or ""),
-                uid=uid,
-                resource_version=str(meta.get("resourceVersion") or ""),
-                phase=phase,
-                sent_at=sent_at,
-            )
+            self.update_gauges()
+            return None
+        status = body.get("status") or {}
+        try:
+            phase = DeliveryPhase(status.get("phase") or DeliveryPhase.PENDING.value)
+        except ValueError:
+            phase = DeliveryPhase.PENDING
+        tracked = TrackedEvent(
+            namespace=str(meta.get("namespace") or ""),
+            name=str(meta.get("name") or ""),
+            uid=uid,
+            resource_version=str(meta.get("resourceVersion") or ""),
+            phase=phase,
+            sent_at=event_status.parse_time(status.get("sentAt")),
+            requeue_pending=event_status.raw_requeue_pending(meta.get("annotations") or {}, status),
+        )
+        self.events[uid] = tracked
+        self.counts[phase] += 1
         self.update_gauges()
+        return tracked
 
     def phase_counts(self) -> dict[DeliveryPhase, int]:
-        counts = dict.fromkeys(DeliveryPhase, 0)
-        for tracked in self.events.values():
-            counts[tracked.phase] += 1
-        return counts
+        return dict(self.counts)
 
     def update_gauges(self) -> None:
-        counts = self.phase_counts()
-        for phase, count in counts.items():
+        for phase, count in self.counts.items():
             metrics.notification_events.labels(phase=phase.value).set(count)
-        metrics.notification_dead_total.set(counts[DeliveryPhase.DEAD])
+        metrics.notification_dead_total.set(self.counts[DeliveryPhase.DEAD])
 
-    def expired(self, now: datetime) -> list[TrackedEvent]:
-        """Sent events older than the retention period."""
-        retention = self.settings.notification_sent_retention
-        return [
-            tracked
-            for tracked in self.events.values()
-            if tracked.phase is DeliveryPhase.SENT
-            and policy.should_expire(
-                policy.DeliveryState(phase=policy.DeliveryPhase.SENT, sent_at=tracked.sent_at), now, retention
+    def expired(self, tracked: TrackedEvent, now: datetime) -> bool:
+        """Whether ``tracked`` is a Sent event older than the retention period, and not requeued."""
+        if tracked.phase is not DeliveryPhase.SENT or tracked.requeue_pending:
+            return False
+        state = policy.DeliveryState(phase=policy.DeliveryPhase.SENT, sent_at=tracked.sent_at)
+        return policy.should_expire(state, now, self.settings.notification_sent_retention)
+
+    def remember_write(self, written: Mapping[str, Any]) -> None:
+        """Note a write made while handling the event: its watch event needs no visit of its own."""
+        meta = written.get("metadata") or {}
+        if meta.get("uid") and meta.get("resourceVersion"):
+            self.own_writes[str(meta["uid"])] = str(meta["resourceVersion"])
+
+    def is_own_write(self, uid: str, resource_version: str) -> bool:
+        """Whether this version of the event was written by its own handling (forgotten once seen)."""
+        if self.own_writes.get(uid) != resource_version:
+            return False
+        del self.own_writes[uid]
+        return True
+
+    def log_extra_of(self, key: WorkKey) -> dict[str, Any]:
+        if isinstance(key, ChannelKey):
+            return object_extra(
+                {
+                    "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                    "kind": "NotificationChannel",
+                    "metadata": {"namespace": key.namespace, "name": key.name},
+                }
             )
-        ]
+        tracked = self.events.get(key)
+        return tracked.log_extra() if tracked is not None else {}
+
+    async def _process(self, key: WorkKey) -> None:
+        if self.stopping:
+            # Nothing new starts once stopping: the status says what is still due after the restart.
+            return
+        if isinstance(key, ChannelKey):
+            await _check_channel(self, key)
+        else:
+            await _visit_event(self, key)
+
+    async def stop(self) -> None:
+        """Start nothing new, let the attempts under way finish (within the grace), then stop."""
+        self.stopping.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DELIVERY_STOP_GRACE + STOP_POLL_SECONDS + STOP_RECORD_GRACE):
+                await self.queue.wait_idle()
+        await self.queue.stop()
 
 
-def _body(raw: Mapping[str, Any]) -> kopf.Body:
-    """A Kopf body around an object read from the API, for posting Events about it."""
-    return kopf.Body(cast(kopf.RawBody, raw))
+async def _post_event(api: Any, obj: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
+    """Post a Kubernetes Event about ``obj`` (as written); one that cannot be posted is only logged.
+
+    Posted by the operator itself rather than through Kopf, whose posting
+    works only inside its per-object handler tasks, not in the queue's workers.
+    """
+    try:
+        await post_event(api, obj, event_type=event_type, reason=reason, message=message)
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        logger.warning("could not post the %s Event: %s", reason, _describe(error), extra=object_extra(obj))
 
 
 def _context(memo: Any) -> OperatorContext:
@@ -273,68 +384,25 @@ def _runtime(memo: Any) -> NotificationRuntime:
     return runtime
 
 
-def sweep_period(retention: timedelta) -> float:
-    """How often the retention sweeper looks: a tenth of the retention, between 1 s and 10 min."""
-    return min(max(retention.total_seconds() / 10, 1.0), 600.0)
+DELIVERY_LOGGER = logging.getLogger("kopf.objects")
+"""What happened to an event is logged as Kopf logs about objects, as it was when Kopf drove deliveries."""
 
 
-async def _sweep_forever(runtime: NotificationRuntime, context: OperatorContext) -> None:
-    """Delete Sent events whose retention has passed; Dead ones stay until a person acts."""
-    period = sweep_period(runtime.settings.notification_sent_retention)
-    while True:
-        await asyncio.sleep(period)
-        if context.api is None:
-            continue
-        for tracked in runtime.expired(_utcnow()):
-            try:
-                deleted = await delete_if_unchanged(
-                    context.api,
-                    EVENTS,
-                    tracked.namespace,
-                    tracked.name,
-                    tracked.uid,
-                    tracked.resource_version,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                logger.warning(
-                    "could not delete expired NotificationEvent %s/%s: %s",
-                    tracked.namespace,
-                    tracked.name,
-                    _describe(error),
-                    extra=tracked.log_extra(),
-                )
-                continue
-            if deleted:
-                logger.info(
-                    "deleted NotificationEvent %s/%s: sent more than %s ago",
-                    tracked.namespace,
-                    tracked.name,
-                    runtime.settings.notification_sent_retention,
-                    extra=tracked.log_extra(),
-                )
+def _event_logger(tracked: TrackedEvent) -> logging.LoggerAdapter[logging.Logger]:
+    """Log records about one event, carrying its reference."""
+    return logging.LoggerAdapter(DELIVERY_LOGGER, tracked.log_extra())
 
 
-_ROUTINE_HANDLERS = (
-    "notification-delivery",
-    "notification-bookkeeping",
-    "notification-channel-check",
-    "channel-secret-watch",
-)
+_ROUTINE_HANDLERS = ("notification-bookkeeping", "channel-secret-watch")
 
 
 class QuietRoutineSuccess(logging.Filter):
-    """Drop Kopf's "... succeeded." line for handlers that run on every tick or watch event.
+    """Drop Kopf's "... succeeded." line for handlers that run on every watch event.
 
     What they did is logged by the handlers themselves; failures still pass.
     """
 
-    _lines = frozenset(
-        f"{kind} {handler_id!r} succeeded."
-        for kind in ("Timer", "Handler")
-        for handler_id in _ROUTINE_HANDLERS
-    )
+    _lines = frozenset(f"Handler {handler_id!r} succeeded." for handler_id in _ROUTINE_HANDLERS)
 
     def filter(self, record: logging.LogRecord) -> bool:
         return record.levelno > logging.INFO or record.getMessage() not in self._lines
@@ -356,53 +424,386 @@ async def start_notifications(memo: Any, **_: Any) -> None:
         notifier=Notifier(pool, egress=egress),
         policy=policy.RetryPolicy.from_settings(context.settings),
         egress=egress,
+        # Cleanup handlers run one after the other and the operator's client may close before
+        # this runtime's: deliveries answered during the shutdown must still be recorded.
+        api=await create_api_client(),
     )
     runtime.update_gauges()
-    runtime.sweeper = asyncio.create_task(_sweep_forever(runtime, context), name="notification-retention")
     context.extras[RUNTIME_KEY] = runtime
+    runtime.queue.start()
 
 
 @kopf.on.cleanup(id="notifications-cleanup")
 async def stop_notifications(memo: Any, **_: Any) -> None:
     context = _context(memo)
     runtime: NotificationRuntime | None = context.extras.pop(RUNTIME_KEY, None)
-    if runtime is not None and runtime.sweeper is not None:
-        runtime.sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runtime.sweeper
+    if runtime is not None:
+        await runtime.stop()
+        if runtime.api is not None:
+            await runtime.api.close()
     if context.http_pool is not None:
         await context.http_pool.aclose()
         context.http_pool = None
     logging.getLogger("kopf.objects").removeFilter(_QUIET)
 
 
-# --------------------------------------------------------------------------- events: filters
+# --------------------------------------------------------------------------- events: the watch
 
 
-def event_wants_attention(annotations: Mapping[str, str], status: Mapping[str, Any], **_: Any) -> bool:
-    return event_status.wants_attention(annotations, status)
+@kopf.on.event(API_GROUP, API_VERSION, EVENTS, id="notification-bookkeeping")
+async def notification_bookkeeping(
+    type: str | None, body: kopf.Body, memo: Any, logger: Any, **_: Any
+) -> None:
+    """The book and its gauges, the schedule of the event, and the dead-letter label."""
+    runtime = _runtime(memo)
+    uid = str(body.metadata.get("uid") or "")
+    first_seen = uid not in runtime.events
+    tracked = runtime.observe(type, body)
+    if tracked is None:
+        if uid:
+            runtime.queue.forget(uid)
+        return
+    own = runtime.is_own_write(uid, tracked.resource_version)
+    schedule_event(runtime, body, own_write=own, now=_utcnow(), first_seen=first_seen)
+    if runtime.api is not None:
+        await _sync_phase_label(runtime.api, body, logger)
 
 
-def event_initial_delay(annotations: Mapping[str, str], status: Mapping[str, Any], **_: Any) -> float:
-    """No delay for new and requeued events (prompt first attempt); jitter for retries."""
-    failed = (status or {}).get("phase") == DeliveryPhase.FAILED.value
-    if failed and not event_status.raw_requeue_pending(annotations, status):
-        return random.uniform(0, TIMER_INTERVAL)  # noqa: S311 (spreading load, not security)
-    return 0.0
+def schedule_event(
+    runtime: NotificationRuntime,
+    body: Mapping[str, Any],
+    *,
+    own_write: bool,
+    now: datetime,
+    first_seen: bool = False,
+) -> None:
+    """Put the event on the queue for its next visit, from the body of a watch event.
+
+    A version written by a visit that goes on needs no visit of its own. A
+    retry found overdue when the event is first seen (the listing after a
+    restart) is made within one interval, at a random moment, so a restart
+    does not make every overdue retry at once.
+    """
+    meta = body.get("metadata") or {}
+    uid = str(meta.get("uid"))
+    annotations = meta.get("annotations") or {}
+    status = body.get("status") or {}
+    when = event_status.next_visit(
+        annotations,
+        status,
+        now=now,
+        retention=runtime.settings.notification_sent_retention,
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+    overdue_retry = (
+        first_seen
+        and status.get("phase") == DeliveryPhase.FAILED.value
+        and not event_status.raw_requeue_pending(annotations, status)
+    )
+    if when is not None and when <= now and overdue_retry:
+        spread = random.uniform(0, runtime.interval.total_seconds())  # noqa: S311 (spreading load)
+        when = now + timedelta(seconds=spread)
+    if when is None:
+        runtime.queue.schedule(uid, None)
+    elif when > now:
+        runtime.queue.schedule(uid, when)
+    elif not own_write:
+        runtime.queue.schedule(uid, None)
+        runtime.queue.add(uid)
+
+
+async def _visit_event(runtime: NotificationRuntime, uid: str) -> None:
+    """One visit of a due event: deliver, record, requeue, or delete it once its retention passed."""
+    tracked = runtime.events.get(uid)
+    if tracked is None:
+        return
+    log = _event_logger(tracked)
+    if runtime.expired(tracked, _utcnow()):
+        await _delete_expired(runtime, tracked, log)
+        return
+    lock = runtime.lock(uid)
+    try:
+        async with lock:
+            await _step(runtime, tracked, log)
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        # The schedule is in the status; the queue comes back to this event after a back-off.
+        log.error("notification delivery step failed, will retry: %s", _describe(error))
+        raise Requeue(_describe(error)) from error
+    finally:
+        # Kept only while in use: ten thousand waiting events hold no lock each.
+        if not lock.locked() and runtime.locks.get(uid) is lock:
+            del runtime.locks[uid]
+
+
+async def _delete_expired(runtime: NotificationRuntime, tracked: TrackedEvent, log: Any) -> None:
+    """Delete a Sent event whose retention has passed; Dead ones stay until a person acts."""
+    try:
+        deleted = await delete_if_unchanged(
+            runtime.api, EVENTS, tracked.namespace, tracked.name, tracked.uid, tracked.resource_version
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as error:
+        log.warning(
+            "could not delete expired NotificationEvent %s/%s: %s",
+            tracked.namespace,
+            tracked.name,
+            _describe(error),
+        )
+        raise Requeue(_describe(error)) from error
+    if deleted:
+        log.info(
+            "deleted NotificationEvent %s/%s: sent more than %s ago",
+            tracked.namespace,
+            tracked.name,
+            runtime.settings.notification_sent_retention,
+        )
+
+
+async def _step(runtime: NotificationRuntime, tracked: TrackedEvent, log: Any) -> None:
+    """One decision on the event as stored now: requeue, attempt, or nothing."""
+    api = runtime.api
+    fresh = await get_object(api, EVENTS, tracked.namespace, tracked.name)
+    if fresh is None or fresh["metadata"].get("uid") != tracked.uid:
+        return
+    if fresh["metadata"].get("deletionTimestamp"):
+        return
+    try:
+        model = NotificationEvent.from_body(fresh)
+    except ValueError:
+        log.error("NotificationEvent does not parse; not delivering it")
+        return
+
+    request = event_status.requeue_request(model.metadata.annotations, model.status)
+    if request is not None:
+        _, model = await _requeue(runtime, api, model, request, log)
+
+    state = event_status.state_from_status(model.status)
+    kept = runtime.kept_outcome(tracked.uid, state)
+    if kept is not None:
+        # The receiver already answered this attempt; sending again would deliver twice.
+        await _record_kept_outcome(runtime, api, model, state, kept, log)
+        return
+    now = _utcnow()
+    if not policy.is_due(state, now):
+        # Woken before the time in the status (or it moved): come back then.
+        if state.next_retry_at is not None and not state.terminal:
+            runtime.queue.schedule(tracked.uid, event_status.ceil_to_second(state.next_retry_at))
+        return
+    if runtime.stopping:
+        return
+    if model.status.phase is None:
+        # Record Pending first: the event is visibly waiting while its channel is tried.
+        _, model = await _write_event_status(
+            runtime, model, _new_status(runtime, model, state, now), visit_goes_on=True
+        )
+    await _attempt(runtime, api, model, state, log, runtime.stopping)
+
+
+async def _requeue(
+    runtime: NotificationRuntime, api: Any, model: NotificationEvent, request: str, log: Any
+) -> tuple[dict[str, Any], NotificationEvent]:
+    now = _utcnow()
+    before = event_status.state_from_status(model.status)
+    if model.status.phase is None:
+        # A new event that arrived with the annotation: nothing to reset, remember the value.
+        return await _write_event_status(
+            runtime, model, _new_status(runtime, model, before, now, request), visit_goes_on=True
+        )
+    state = policy.on_requeue(before)
+    written, model = await _write_event_status(
+        runtime, model, _new_status(runtime, model, state, now, request), visit_goes_on=True
+    )
+    log.info("requeued (was %s after %d failed attempts)", before.phase.value, before.retry_count)
+    await _post_event(
+        runtime.api,
+        written,
+        NORMAL,
+        EVENT_REQUEUED,
+        (
+            f"requeued by {event_status.REQUEUE_ANNOTATION}={request}: was {before.phase.value} "
+            f"after {before.retry_count} failed attempt(s); retry budget reset"
+        ),
+    )
+    return written, model
+
+
+async def _attempt(
+    runtime: NotificationRuntime,
+    api: Any,
+    model: NotificationEvent,
+    state: policy.DeliveryState,
+    log: Any,
+    stopped: StopSignal,
+) -> None:
+    namespace = model.metadata.namespace or ""
+    channel_name = model.spec.channel_ref.name
+    resolution = await channel_kube.resolve_channel(api, namespace, channel_name, egress=runtime.egress)
+
+    if not resolution.found:
+        now = _utcnow()
+        closed = policy.on_channel_missing(state, now, channel=channel_name)
+        written, _ = await _write_event_status(runtime, model, _new_status(runtime, model, closed, now))
+        metrics.notification_delivery_attempts_total.labels(
+            channel_type="unknown", result=RESULT_SKIPPED
+        ).inc()
+        log.warning("NotificationChannel %r not found; closed without delivery", channel_name)
+        await _post_event(
+            api,
+            written,
+            WARNING,
+            EVENT_CHANNEL_NOT_FOUND,
+            f"NotificationChannel {channel_name!r} not found; closed without delivery",
+        )
+        return
+
+    channel_type = channel_kube.channel_type_label(resolution.model.spec if resolution.model else None)
+    if resolution.channel is None:
+        problem = resolution.problems[0] if resolution.problems else "not usable"
+        result = DeliveryResult.failure(
+            timedelta(0),
+            policy.DeliveryError(policy.ErrorKind.CONFIGURATION, f"channel {channel_name!r}: {problem}"),
+        )
+    else:
+        delivered = await _deliver_unless_stopping(
+            runtime.notifier.deliver(resolution.channel, event_status.build_message(model)), stopped
+        )
+        if delivered is None:
+            log.info(
+                "operator stopping: attempt %d cancelled after %.0fs on the wire, not recorded; "
+                "it is made again after the restart under the same Idempotency-Key",
+                state.retry_count + 1,
+                DELIVERY_STOP_GRACE,
+            )
+            return
+        result = delivered
+    metrics.notification_delivery_attempts_total.labels(
+        channel_type=channel_type, result=RESULT_SUCCESS if result.ok else RESULT_FAILURE
+    ).inc()
+    metrics.notification_delivery_duration_seconds.labels(channel_type=channel_type).observe(
+        result.duration.total_seconds()
+    )
+
+    now = _utcnow()
+    uid = str(model.metadata.uid)
+    # Kept until the status write succeeds: a write that fails (the API server is
+    # unreachable) leaves it for the next visit to record instead of sending again.
+    runtime.keep_outcome(uid, state, result, now)
+    after = _after_attempt(runtime, state, result, now)
+    written, written_model = await _write_event_status(
+        runtime, model, _new_status(runtime, model, after, now)
+    )
+    runtime.forget_outcome(uid)
+    await _announce(written, written_model, after, runtime, log)
+    # A destination refused on connect (a name resolving to a refused address) makes the channel not Ready.
+    problems = (*resolution.problems, *((result.egress_refusal,) if result.egress_refusal else ()))
+    if resolution.model is not None:
+        await _refresh_channel(api, resolution.model, problems, log)
+    elif resolution.body is not None:
+        await _refresh_unparsable_channel(api, resolution.body, resolution.problems, log)
+
+
+async def _deliver_unless_stopping(
+    delivery: Coroutine[Any, Any, DeliveryResult], stopped: StopSignal
+) -> DeliveryResult | None:
+    """The delivery's result; None when the operator stopped and it did not finish within the grace."""
+    task = asyncio.ensure_future(delivery)
+    try:
+        while not task.done() and not stopped:
+            await asyncio.wait([task], timeout=STOP_POLL_SECONDS)
+        if not task.done():
+            await asyncio.wait([task], timeout=DELIVERY_STOP_GRACE)
+    finally:
+        # Also when the visit itself is cancelled: no delivery outlives the worker that made it.
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return None if task.cancelled() else task.result()
+
+
+def _after_attempt(
+    runtime: NotificationRuntime, state: policy.DeliveryState, result: DeliveryResult, now: datetime
+) -> policy.DeliveryState:
+    if result.ok:
+        return policy.on_success(state, now, result.duration, detail=result.detail)
+    assert result.error is not None
+    return policy.on_failure(state, result.error, now, runtime.policy, duration=result.duration)
+
+
+async def _record_kept_outcome(
+    runtime: NotificationRuntime,
+    api: Any,
+    model: NotificationEvent,
+    state: policy.DeliveryState,
+    kept: UnrecordedOutcome,
+    log: Any,
+) -> None:
+    """Write the outcome of an attempt made while the status could not be written, as of its time."""
+    uid = str(model.metadata.uid)
+    after = _after_attempt(runtime, state, kept.result, kept.at)
+    written, written_model = await _write_event_status(
+        runtime, model, _new_status(runtime, model, after, _utcnow())
+    )
+    runtime.forget_outcome(uid)
+    log.info(
+        "recorded attempt %d, made while the API server was unreachable, without sending again", kept.attempt
+    )
+    await _announce(written, written_model, after, runtime, log)
+
+
+async def _announce(
+    written: dict[str, Any],
+    model: NotificationEvent,
+    state: policy.DeliveryState,
+    runtime: NotificationRuntime,
+    log: Any,
+) -> None:
+    """Post the Kubernetes Event of this transition and log it."""
+    delivered, dead_letter = policy.delivery_conditions(state, runtime.policy)
+    if state.phase is policy.DeliveryPhase.SENT:
+        log.info("notification %s", delivered.message)
+        await _post_event(runtime.api, written, NORMAL, EVENT_DELIVERED, delivered.message)
+    elif state.phase is policy.DeliveryPhase.DEAD:
+        log.warning("notification dead-lettered: %s", dead_letter.message)
+        await _post_event(runtime.api, written, WARNING, EVENT_DEAD_LETTERED, dead_letter.message)
+    else:
+        retry_at = model.status.next_retry_at
+        when = f"; next attempt at {retry_at:%Y-%m-%dT%H:%M:%SZ}" if retry_at else ""
+        message = (
+            f"attempt {state.retry_count} of {runtime.policy.max_attempts} failed: "
+            f"{state.last_error or 'unknown error'}{when}"
+        )
+        log.warning("notification %s", message)
+        # One Warning per failure, not one per retry: later attempts are in status.attempts and the log.
+        if state.retry_count == 1:
+            await _post_event(runtime.api, written, WARNING, EVENT_DELIVERY_FAILED, message)
 
 
 # --------------------------------------------------------------------------- events: writes
 
 
 async def _write_event_status(
-    api: Any,
+    runtime: NotificationRuntime,
     model: NotificationEvent,
     after: NotificationEventStatus,
+    *,
+    visit_goes_on: bool = False,
 ) -> tuple[dict[str, Any], NotificationEvent]:
+    """Merge-patch the status; ``visit_goes_on`` for a write the same visit follows with an attempt.
+
+    The watch event of such a write (Pending, due at once) must not queue the
+    event again. Any other write ends the visit, and its watch event
+    schedules the next one, even when that is due at once.
+    """
     patch = status_patch(model.status, after)
     meta = model.metadata
     namespace, name = meta.namespace or "", meta.name or ""
-    written = await patch_status(api, EVENTS, namespace, name, patch)
+    written = await patch_status(runtime.api, EVENTS, namespace, name, patch)
+    if visit_goes_on:
+        runtime.remember_write(written)
     return written, NotificationEvent.from_body(written)
 
 
@@ -458,302 +859,7 @@ def _new_status(
     )
 
 
-# --------------------------------------------------------------------------- events: the timer
-
-
-@kopf.timer(
-    API_GROUP,
-    API_VERSION,
-    EVENTS,
-    id="notification-delivery",
-    interval=TIMER_INTERVAL,
-    initial_delay=event_initial_delay,
-    when=event_wants_attention,
-)
-async def notification_delivery(body: kopf.Body, memo: Any, logger: Any, **kwargs: Any) -> None:
-    """Deliver when due; the schedule is in status, so errors here are only logged."""
-    stopped: kopf.DaemonStopped = kwargs["stopped"]
-    try:
-        await _tick(_runtime(memo), _context(memo), copy.deepcopy(dict(body)), logger, stopped)
-    except asyncio.CancelledError:
-        raise
-    except Exception as error:
-        logger.error("notification delivery step failed, will retry next tick: %s", _describe(error))
-
-
-async def _tick(
-    runtime: NotificationRuntime,
-    context: OperatorContext,
-    body: dict[str, Any],
-    log: Any,
-    stopped: kopf.DaemonStopped,
-) -> None:
-    meta = body.get("metadata") or {}
-    if not event_status.raw_requeue_pending(meta.get("annotations") or {}, body.get("status")):
-        try:
-            seen = NotificationEvent.from_body(body)
-        except ValueError:
-            log.error("NotificationEvent does not parse; not delivering it")
-            return
-        wait = event_status.seconds_until_due(event_status.state_from_status(seen.status), _utcnow())
-        interval = runtime.settings.notification_retry_interval.total_seconds()
-        if wait is None or wait > interval:
-            return
-        if wait > 0:
-            # A hair past the schedule: the event loop's clock may wake a little early.
-            await pause(stopped, wait + DUE_MARGIN)
-            if stopped:
-                return
-    async with runtime.lock(str(meta.get("uid"))):
-        await _step(runtime, context, body, log, stopped)
-
-
-async def _step(
-    runtime: NotificationRuntime,
-    context: OperatorContext,
-    seen: dict[str, Any],
-    log: Any,
-    stopped: kopf.DaemonStopped,
-) -> None:
-    """One decision on the event as stored now: requeue, attempt, or nothing."""
-    api = context.api
-    meta = seen["metadata"]
-    fresh = await get_object(api, EVENTS, meta["namespace"], meta["name"])
-    if fresh is None or fresh["metadata"].get("uid") != meta.get("uid"):
-        return
-    if fresh["metadata"].get("deletionTimestamp"):
-        return
-    try:
-        model = NotificationEvent.from_body(fresh)
-    except ValueError:
-        log.error("NotificationEvent does not parse; not delivering it")
-        return
-
-    request = event_status.requeue_request(model.metadata.annotations, model.status)
-    if request is not None:
-        _, model = await _requeue(runtime, api, model, request, log)
-
-    state = event_status.state_from_status(model.status)
-    kept = runtime.kept_outcome(str(model.metadata.uid), state)
-    if kept is not None:
-        # The receiver already answered this attempt; sending again would deliver twice.
-        await _record_kept_outcome(runtime, api, model, state, kept, log)
-        return
-    now = _utcnow()
-    if not policy.is_due(state, now):
-        return
-    if model.status.phase is None:
-        # Record Pending first: the event is visibly waiting while its channel is tried.
-        _, model = await _write_event_status(api, model, _new_status(runtime, model, state, now))
-    await _attempt(runtime, api, model, state, log, stopped)
-
-
-async def _requeue(
-    runtime: NotificationRuntime, api: Any, model: NotificationEvent, request: str, log: Any
-) -> tuple[dict[str, Any], NotificationEvent]:
-    now = _utcnow()
-    before = event_status.state_from_status(model.status)
-    if model.status.phase is None:
-        # A new event that arrived with the annotation: nothing to reset, remember the value.
-        return await _write_event_status(api, model, _new_status(runtime, model, before, now, request))
-    state = policy.on_requeue(before)
-    written, model = await _write_event_status(api, model, _new_status(runtime, model, state, now, request))
-    log.info("requeued (was %s after %d failed attempts)", before.phase.value, before.retry_count)
-    kopf.info(
-        _body(written),
-        reason=EVENT_REQUEUED,
-        message=(
-            f"requeued by {event_status.REQUEUE_ANNOTATION}={request}: was {before.phase.value} "
-            f"after {before.retry_count} failed attempt(s); retry budget reset"
-        ),
-    )
-    return written, model
-
-
-async def _attempt(
-    runtime: NotificationRuntime,
-    api: Any,
-    model: NotificationEvent,
-    state: policy.DeliveryState,
-    log: Any,
-    stopped: kopf.DaemonStopped,
-) -> None:
-    namespace = model.metadata.namespace or ""
-    channel_name = model.spec.channel_ref.name
-    resolution = await channel_kube.resolve_channel(api, namespace, channel_name, egress=runtime.egress)
-
-    if not resolution.found:
-        now = _utcnow()
-        closed = policy.on_channel_missing(state, now, channel=channel_name)
-        written, _ = await _write_event_status(api, model, _new_status(runtime, model, closed, now))
-        metrics.notification_delivery_attempts_total.labels(
-            channel_type="unknown", result=RESULT_SKIPPED
-        ).inc()
-        log.warning("NotificationChannel %r not found; closed without delivery", channel_name)
-        kopf.warn(
-            _body(written),
-            reason=EVENT_CHANNEL_NOT_FOUND,
-            message=f"NotificationChannel {channel_name!r} not found; closed without delivery",
-        )
-        return
-
-    channel_type = channel_kube.channel_type_label(resolution.model.spec if resolution.model else None)
-    if resolution.channel is None:
-        problem = resolution.problems[0] if resolution.problems else "not usable"
-        result = DeliveryResult.failure(
-            timedelta(0),
-            policy.DeliveryError(policy.ErrorKind.CONFIGURATION, f"channel {channel_name!r}: {problem}"),
-        )
-    else:
-        delivered = await _deliver_unless_stopping(
-            runtime.notifier.deliver(resolution.channel, event_status.build_message(model)), stopped
-        )
-        if delivered is None:
-            log.info(
-                "operator stopping: attempt %d cancelled after %.0fs on the wire, not recorded; "
-                "it is made again after the restart under the same Idempotency-Key",
-                state.retry_count + 1,
-                DELIVERY_STOP_GRACE,
-            )
-            return
-        result = delivered
-    metrics.notification_delivery_attempts_total.labels(
-        channel_type=channel_type, result=RESULT_SUCCESS if result.ok else RESULT_FAILURE
-    ).inc()
-    metrics.notification_delivery_duration_seconds.labels(channel_type=channel_type).observe(
-        result.duration.total_seconds()
-    )
-
-    now = _utcnow()
-    uid = str(model.metadata.uid)
-    # Kept until the status write succeeds: a write that fails (the API server is
-    # unreachable) leaves it for the next tick to record instead of sending again.
-    runtime.keep_outcome(uid, state, result, now)
-    after = _after_attempt(runtime, state, result, now)
-    written, written_model = await _write_event_status(api, model, _new_status(runtime, model, after, now))
-    runtime.forget_outcome(uid)
-    _announce(written, written_model, after, runtime, log)
-    # A destination refused on connect (a name resolving to a refused address) makes the channel not Ready.
-    problems = (*resolution.problems, *((result.egress_refusal,) if result.egress_refusal else ()))
-    if resolution.model is not None:
-        await _refresh_channel(api, resolution.model, problems, log)
-    elif resolution.body is not None:
-        await _refresh_unparsable_channel(api, resolution.body, resolution.problems, log)
-
-
-async def _deliver_unless_stopping(
-    delivery: Coroutine[Any, Any, DeliveryResult], stopped: kopf.DaemonStopped
-) -> DeliveryResult | None:
-    """The delivery's result; None when the operator stopped and it did not finish within the grace."""
-    task = asyncio.ensure_future(delivery)
-    try:
-        while not task.done() and not stopped:
-            await asyncio.wait([task], timeout=STOP_POLL_SECONDS)
-        if not task.done():
-            await asyncio.wait([task], timeout=DELIVERY_STOP_GRACE)
-    finally:
-        # Also when this tick itself is cancelled: no delivery outlives its timer.
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    return None if task.cancelled() else task.result()
-
-
-def _after_attempt(
-    runtime: NotificationRuntime, state: policy.DeliveryState, result: DeliveryResult, now: datetime
-) -> policy.DeliveryState:
-    if result.ok:
-        return policy.on_success(state, now, result.duration, detail=result.detail)
-    assert result.error is not None
-    return policy.on_failure(state, result.error, now, runtime.policy, duration=result.duration)
-
-
-async def _record_kept_outcome(
-    runtime: NotificationRuntime,
-    api: Any,
-    model: NotificationEvent,
-    state: policy.DeliveryState,
-    kept: UnrecordedOutcome,
-    log: Any,
-) -> None:
-    """Write the outcome of an attempt made while the status could not be written, as of its time."""
-    uid = str(model.metadata.uid)
-    after = _after_attempt(runtime, state, kept.result, kept.at)
-    written, written_model = await _write_event_status(
-        api, model, _new_status(runtime, model, after, _utcnow())
-    )
-    runtime.forget_outcome(uid)
-    log.info(
-        "recorded attempt %d, made while the API server was unreachable, without sending again", kept.attempt
-    )
-    _announce(written, written_model, after, runtime, log)
-
-
-def _announce(
-    written: dict[str, Any],
-    model: NotificationEvent,
-    state: policy.DeliveryState,
-    runtime: NotificationRuntime,
-    log: Any,
-) -> None:
-    """Post the Kubernetes Event of this transition and log it."""
-    delivered, dead_letter = policy.delivery_conditions(state, runtime.policy)
-    if state.phase is policy.DeliveryPhase.SENT:
-        log.info("notification %s", delivered.message)
-        kopf.info(_body(written), reason=EVENT_DELIVERED, message=delivered.message)
-    elif state.phase is policy.DeliveryPhase.DEAD:
-        log.warning("notification dead-lettered: %s", dead_letter.message)
-        kopf.warn(_body(written), reason=EVENT_DEAD_LETTERED, message=dead_letter.message)
-    else:
-        retry_at = model.status.next_retry_at
-        when = f"; next attempt at {retry_at:%Y-%m-%dT%H:%M:%SZ}" if retry_at else ""
-        message = (
-            f"attempt {state.retry_count} of {runtime.policy.max_attempts} failed: "
-            f"{state.last_error or 'unknown error'}{when}"
-        )
-        log.warning("notification %s", message)
-        # One Warning per failure, not one per retry: later attempts are in status.attempts and the log.
-        if state.retry_count == 1:
-            kopf.warn(_body(written), reason=EVENT_DELIVERY_FAILED, message=message)
-
-
-# --------------------------------------------------------------------------- events: bookkeeping
-
-
-@kopf.on.event(API_GROUP, API_VERSION, EVENTS, id="notification-bookkeeping")
-async def notification_bookkeeping(
-    type: str | None, body: kopf.Body, memo: Any, logger: Any, **_: Any
-) -> None:
-    """Counts by phase (the gauges), the retention list, and the dead-letter label."""
-    runtime = _runtime(memo)
-    runtime.observe(type, body)
-    if type == "DELETED":
-        return
-    api = _context(memo).api
-    if api is not None:
-        await _sync_phase_label(api, body, logger)
-
-
 # --------------------------------------------------------------------------- channels
-
-
-def channel_needs_check(meta: Mapping[str, Any], status: Mapping[str, Any], **_: Any) -> bool:
-    """A channel is checked until its Ready condition is True for its current generation."""
-    if meta.get("deletionTimestamp"):
-        return False
-    status = status or {}
-    if status.get("observedGeneration") != meta.get("generation") or not status.get("type"):
-        return True
-    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
-    return ready is None or ready.get("status") != ConditionStatus.TRUE.value
-
-
-def channel_initial_delay(status: Mapping[str, Any], **_: Any) -> float:
-    """Prompt for a channel never checked; jittered re-checks after a restart."""
-    if not (status or {}).get("conditions"):
-        return 0.0
-    return random.uniform(0, TIMER_INTERVAL)  # noqa: S311 (spreading load, not security)
 
 
 async def _refresh_channel(api: Any, model: NotificationChannel, problems: tuple[str, ...], log: Any) -> None:
@@ -797,7 +903,7 @@ async def _write_channel_status(
     now_ready = find_condition(after.conditions, "Ready")
     if now_ready is None:
         return
-    # Checks of one channel can run side by side (timer, Secret watch, delivery), each
+    # Checks of one channel can run side by side (its own check, deliveries), each
     # from its own read of the status: the flip is announced by the first that writes it.
     uid = str((written.get("metadata") or {}).get("uid"))
     previous = _announced_channel_ready.get(uid, was.status if was is not None else None)
@@ -805,58 +911,89 @@ async def _write_channel_status(
     if previous == now_ready.status:
         return
     if now_ready.status == ConditionStatus.TRUE:
-        kopf.info(_body(written), reason=EVENT_CHANNEL_READY, message=now_ready.message)
+        await _post_event(api, written, NORMAL, EVENT_CHANNEL_READY, now_ready.message)
     else:
-        kopf.warn(_body(written), reason=EVENT_CHANNEL_NOT_READY, message=now_ready.message)
+        await _post_event(api, written, WARNING, EVENT_CHANNEL_NOT_READY, now_ready.message)
 
 
-@kopf.timer(
-    API_GROUP,
-    API_VERSION,
-    CHANNELS,
-    id="notification-channel-check",
-    interval=TIMER_INTERVAL,
-    initial_delay=channel_initial_delay,
-    when=channel_needs_check,
-)
-async def notification_channel_check(body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
-    """Check the channel's Secrets and settings until it is Ready."""
+def channel_needs_check(meta: Mapping[str, Any], status: Mapping[str, Any], **_: Any) -> bool:
+    """A channel is checked until its Ready condition is True for its current generation."""
+    if meta.get("deletionTimestamp"):
+        return False
+    status = status or {}
+    if status.get("observedGeneration") != meta.get("generation") or not status.get("type"):
+        return True
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    return ready is None or ready.get("status") != ConditionStatus.TRUE.value
+
+
+def channel_initial_delay(status: Mapping[str, Any], interval: float, **_: Any) -> float:
+    """Prompt for a channel never checked; re-checks after a restart spread over one interval."""
+    if not (status or {}).get("conditions"):
+        return 0.0
+    return random.uniform(0, interval)  # noqa: S311 (spreading load, not security)
+
+
+def schedule_channel(
+    runtime: NotificationRuntime, key: ChannelKey, body: Mapping[str, Any], now: datetime
+) -> None:
+    """Put a channel that is not Ready on the queue: at once when never checked, else within an interval."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    if not channel_needs_check(meta, status):
+        runtime.queue.schedule(key, None)
+        return
+    checked = status.get("observedGeneration") == meta.get("generation") and bool(status.get("conditions"))
+    if not checked:
+        runtime.queue.add(key)
+    elif runtime.queue.scheduled(key) is None:
+        delay = channel_initial_delay(status, runtime.interval.total_seconds())
+        runtime.queue.schedule(key, now + timedelta(seconds=delay))
+
+
+async def _check_channel(runtime: NotificationRuntime, key: ChannelKey) -> None:
+    """Check the channel's Secrets and settings; again an interval later while it is not Ready."""
+    channel_log = logging.LoggerAdapter(logger, runtime.log_extra_of(key))
     try:
-        raw = copy.deepcopy(dict(body))
-        meta = raw["metadata"]
-        api = _context(memo).api
-        runtime = _runtime(memo)
         resolution = await channel_kube.resolve_channel(
-            api, meta["namespace"], meta["name"], egress=runtime.egress, resolve_names=True
+            runtime.api, key.namespace, key.name, egress=runtime.egress, resolve_names=True
         )
         if resolution.model is not None:
-            await _refresh_channel(api, resolution.model, resolution.problems, logger)
+            await _refresh_channel(runtime.api, resolution.model, resolution.problems, channel_log)
         elif resolution.body is not None:
-            await _refresh_unparsable_channel(api, resolution.body, resolution.problems, logger)
+            await _refresh_unparsable_channel(runtime.api, resolution.body, resolution.problems, channel_log)
     except asyncio.CancelledError:
         raise
     except Exception as error:
-        logger.error("NotificationChannel check failed, will retry: %s", _describe(error))
+        channel_log.error("NotificationChannel check failed, will retry: %s", _describe(error))
+        runtime.queue.schedule(key, _utcnow() + runtime.interval)
+        return
+    if resolution.body is not None and (resolution.channel is None or resolution.problems):
+        runtime.queue.schedule(key, _utcnow() + runtime.interval)
 
 
 @kopf.on.event(API_GROUP, API_VERSION, CHANNELS, id="channel-secret-watch")
-async def channel_secret_watch(type: str | None, body: kopf.Body, memo: Any, logger: Any, **_: Any) -> None:
-    """Check the channel again at once when a Secret it references is created, changed or deleted."""
+async def channel_secret_watch(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+    """Check a channel that is not Ready, and again at once when a Secret it references changes."""
     from certctl_operator.kube.secret_watch import secret_watcher
 
     context = _context(memo)
-    namespace, name = body.metadata.namespace or "", body.metadata.name or ""
+    runtime = _runtime(memo)
+    key = ChannelKey(body.metadata.namespace or "", body.metadata.name or "")
+    gone = type == "DELETED" or bool(body.metadata.get("deletionTimestamp"))
     try:
-        gone = type == "DELETED" or bool(body.metadata.get("deletionTimestamp"))
         names = [] if gone else channel_kube.secret_names(NotificationChannel.from_body(dict(body)).spec)
     except ValueError:
         names = []
+    if gone:
+        runtime.queue.forget(key)
+        _announced_channel_ready.pop(str(body.metadata.get("uid")), None)
+    else:
+        schedule_channel(runtime, key, body, _utcnow())
 
     async def recheck() -> None:
-        resolution = await channel_kube.resolve_channel(
-            context.api, namespace, name, egress=_runtime(memo).egress, resolve_names=True
-        )
-        if resolution.model is not None:
-            await _refresh_channel(context.api, resolution.model, resolution.problems, logger)
+        runtime.queue.add(key)
 
-    secret_watcher(context).watch((CHANNELS, namespace, name), [(namespace, n) for n in names], recheck)
+    secret_watcher(context).watch(
+        (CHANNELS, key.namespace, key.name), [(key.namespace, n) for n in names], recheck
+    )

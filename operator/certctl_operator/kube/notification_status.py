@@ -204,24 +204,55 @@ def is_open(status: Mapping[str, Any] | None) -> bool:
 
 
 def raw_requeue_pending(annotations: Mapping[str, str], status: Mapping[str, Any] | None) -> bool:
-    """:func:`requeue_request` on a raw object, for Kopf filters."""
+    """:func:`requeue_request` on a raw object (a watch event's body)."""
     value = annotations.get(REQUEUE_ANNOTATION)
     return value is not None and value != (status or {}).get("lastHandledRequeue")
 
 
-def wants_attention(
-    annotations: Mapping[str, str], status: Mapping[str, Any] | None, deleting: bool = False
-) -> bool:
-    """Whether an event needs its delivery timer: it takes attempts, or a requeue is waiting."""
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 status timestamp as an aware datetime; None when absent or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def next_visit(
+    annotations: Mapping[str, str],
+    status: Mapping[str, Any] | None,
+    *,
+    now: datetime,
+    retention: timedelta,
+    deleting: bool = False,
+) -> datetime | None:
+    """When the operator has to look at an event next, from its raw object; None when never.
+
+    * ``now`` for a new, Pending or requeued event, and for a Failed one
+      without a readable schedule (a damaged status never parks an event);
+    * ``nextRetryAt`` for a Failed event;
+    * ``sentAt`` plus ``retention`` for a Sent event: it is deleted then
+      (never, when ``sentAt`` is unreadable);
+    * None for a Dead event (it waits for a person), one being deleted, and
+      one whose phase is unknown.
+    """
+    require_aware(now)
     if deleting:
-        return False
-    return is_open(status) or raw_requeue_pending(annotations, status)
-
-
-def seconds_until_due(state: policy.DeliveryState, now: datetime) -> float | None:
-    """Seconds until the next attempt (0 when due), None when no attempt will ever be due."""
-    wait = policy.time_until_due(state, now)
-    return None if wait is None else max(wait.total_seconds(), 0.0)
+        return None
+    status = status or {}
+    if raw_requeue_pending(annotations, status):
+        return now
+    phase = status.get("phase")
+    if phase in (None, DeliveryPhase.PENDING.value):
+        return now
+    if phase == DeliveryPhase.FAILED.value:
+        return parse_time(status.get("nextRetryAt")) or now
+    if phase == DeliveryPhase.SENT.value:
+        sent_at = parse_time(status.get("sentAt"))
+        return sent_at + retention if sent_at is not None else None
+    return None
 
 
 # --------------------------------------------------------------------------- the message

@@ -9,7 +9,9 @@ in ``revokedCertificates``) plus its *archive*: :data:`SHARD_COUNT` ConfigMaps
 operator namespace, named ``<issuer>-cluster-revoked-NN``), an entry in the
 shard its serial hashes to (:func:`policy.revocation.shard_index`). The list
 is the union of journal and archive. ``<issuer>-issued-NN`` hold the serials
-the issuer issued, for OCSP.
+the issuer issued, for OCSP; a serial may be in any of them (readers read all
+sixteen), so the serials recorded together go to one shard in one write (see
+:func:`record_issued`).
 
 The three writes
 ----------------
@@ -57,8 +59,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -635,27 +638,108 @@ async def record_issued(
 ) -> bool:
     """Add ``serial`` to the issuer's issued-serials shards; True when it was written now.
 
-    One guarded replace of the serial's shard, which also drops expired
-    serials from it; repeating it changes nothing. Issuers without a CA key
-    pair (selfSigned) have no OCSP responder and record nothing.
+    Returns once the serial is stored. The serials of one issuer that wait
+    meanwhile are stored together, in one guarded replace of one shard (which
+    also drops expired serials from it): while one write is under way, the
+    serials that arrive wait for the next, so a burst of issuances costs a
+    write per batch rather than per serial. Repeating a serial changes
+    nothing. Issuers without a CA key pair (selfSigned) have no OCSP
+    responder and record nothing.
     """
-    wanted = normalize_serial(serial)
-    read: dict[str, Any] = {}
+    recorder = _issued_recorders.setdefault(api, {}).setdefault(key, _IssuedRecorder())
+    return await recorder.record(api, settings, key, normalize_serial(serial), not_after, now)
 
-    async def attempt() -> bool:
+
+@dataclass
+class _IssuedBatch:
+    serials: dict[str, datetime] = field(default_factory=dict)
+    closed: bool = False
+    written: set[str] | None = None
+    """The serials this batch added (some may have been stored already); None until it was written."""
+    error: BaseException | None = None
+
+
+@dataclass
+class _IssuedRecorder:
+    """One issuer's issued serials waiting to be stored: the open batch, and the one write at a time."""
+
+    open: _IssuedBatch = field(default_factory=_IssuedBatch)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def record(
+        self,
+        api: Any,
+        settings: Settings,
+        key: IssuerKey,
+        serial: str,
+        not_after: datetime,
+        now: Callable[[], datetime],
+    ) -> bool:
+        batch = self.open
+        batch.serials[serial] = not_after
+        # The lock serves waiters in order: the first of a batch to get it writes the whole batch,
+        # the others of that batch find it written. One cut short (cancelled) leaves it to the next.
+        async with self.lock:
+            if batch.written is None and batch.error is None:
+                if not batch.closed:
+                    batch.closed = True
+                    self.open = _IssuedBatch()
+                try:
+                    batch.written = await _store_issued(api, settings, key, batch.serials, now)
+                except Exception as error:
+                    # Every serial of the batch failed with it: each caller sees the error.
+                    batch.error = error
+        if batch.error is not None:
+            raise batch.error
+        return serial in (batch.written or ())
+
+
+_issued_recorders: weakref.WeakKeyDictionary[Any, dict[IssuerKey, _IssuedRecorder]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The recorders of each API client (one per operator process)."""
+
+
+async def _store_issued(
+    api: Any,
+    settings: Settings,
+    key: IssuerKey,
+    serials: Mapping[str, datetime],
+    now: Callable[[], datetime],
+) -> set[str]:
+    """Store ``serials`` in one shard; returns those it added. Raises ArchiveFull when no shard has room.
+
+    The shard is the one the smallest serial hashes to, so the same batch
+    tried again goes to the same shard, and batches spread over all shards;
+    a full one passes the batch on to the next.
+    """
+    read: dict[str, Any] = {}
+    first = shard_index(min(serials))
+
+    async def attempt() -> set[str]:
         body = read["body"] = await get_issuer(api, key)
         if body is None or not (body.get("spec") or {}).get("ca"):
-            return False
-        shard = await read_shard(api, settings, key, ISSUED_SHARD_KEY, shard_index(wanted), body)
-        before = decode_issued(shard.text)
-        if wanted in before:
-            return False
-        after = merge_issued(before, {wanted: not_after}, now())
-        await write_shard(api, settings, key, ISSUED_SHARD_KEY, shard, encode_issued(after), body)
-        return True
+            return set()
+        for offset in range(SHARD_COUNT):
+            shard = await read_shard(
+                api, settings, key, ISSUED_SHARD_KEY, (first + offset) % SHARD_COUNT, body
+            )
+            before = decode_issued(shard.text)
+            added = {serial: expiry for serial, expiry in serials.items() if serial not in before}
+            if not added:
+                return set()
+            after = merge_issued(before, added, now())
+            try:
+                await write_shard(api, settings, key, ISSUED_SHARD_KEY, shard, encode_issued(after), body)
+            except ArchiveFull:
+                if offset == SHARD_COUNT - 1:
+                    raise
+                continue
+            return set(added)
+        return set()
 
     return await retry_on_conflict(
-        attempt, f"recording an issued serial of issuer {key.label}", lambda: read.get("body")
+        attempt, f"recording issued serials of issuer {key.label}", lambda: read.get("body")
     )
 
 

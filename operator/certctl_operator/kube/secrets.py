@@ -10,15 +10,24 @@ operator read, so a Secret changed in between is never overwritten blindly.
 A Secret that does not exist yet is created with a plain create, never by an
 apply (which would replace a Secret created meanwhile by someone else): of
 several writers racing for one name exactly one succeeds, the others get
-409 AlreadyExists. The fields the create set are then handed to the apply
-manager, so later applies own them as if an apply had created the Secret.
+409 AlreadyExists. The API server records a create as an "Update" by the
+field manager, and an apply manager sharing those fields would never remove
+a label or annotation dropped from ``secretTemplate``. So before the first
+apply to a Secret the operator created, the fields of that create are handed
+to the apply manager (a guarded patch of ``managedFields``), and that apply
+and all later ones own them as if an apply had created the Secret. The
+handover waits for that first apply (a renewal, a repair) rather than
+following the create: most Secrets are written once per renewal period,
+and issuing one then costs one write, not two.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes_asyncio import client
@@ -40,10 +49,27 @@ def _decode(value: object) -> bytes:
         return b""
 
 
-def snapshot(body: Mapping[str, Any]) -> SecretSnapshot:
+@dataclass(frozen=True)
+class StoredSecret(SecretSnapshot):
+    """A :class:`SecretSnapshot` that also knows whether the operator's create still owns fields.
+
+    ``created_fields`` is the Secret's whole ``managedFields`` while the
+    fields the operator's create set are not yet handed to its apply manager,
+    else empty.
+    """
+
+    created_fields: tuple[Mapping[str, Any], ...] = ()
+
+
+def _ours_by_create(entry: Mapping[str, Any]) -> bool:
+    return entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Update"
+
+
+def snapshot(body: Mapping[str, Any]) -> StoredSecret:
     """A :class:`SecretSnapshot` of a Secret as the API returns it (camelCase dict)."""
     metadata = body.get("metadata") or {}
-    return SecretSnapshot(
+    managed = metadata.get("managedFields") or ()
+    return StoredSecret(
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
         type=body.get("type"),
@@ -52,18 +78,81 @@ def snapshot(body: Mapping[str, Any]) -> SecretSnapshot:
         data={key: _decode(value) for key, value in (body.get("data") or {}).items()},
         resource_version=metadata.get("resourceVersion"),
         uid=metadata.get("uid"),
+        created_fields=tuple(managed) if any(_ours_by_create(entry) for entry in managed) else (),
     )
 
 
-async def read_secret(api: Any, namespace: str, name: str) -> SecretSnapshot | None:
+def created_fields(secret: SecretSnapshot | None) -> tuple[Mapping[str, Any], ...]:
+    """The ``managedFields`` to hand over before applying to ``secret`` (empty: nothing to hand over)."""
+    return secret.created_fields if isinstance(secret, StoredSecret) else ()
+
+
+def _merge_fields(into: dict[str, Any], more: Mapping[str, Any]) -> None:
+    """Add the field set ``more`` (managedFields' fieldsV1 form) to ``into``."""
+    for name, below in more.items():
+        if isinstance(below, Mapping) and isinstance(into.get(name), dict):
+            _merge_fields(into[name], below)
+        elif isinstance(below, Mapping):
+            into[name] = _copy_fields(below)
+        else:
+            into.setdefault(name, below)
+
+
+def _copy_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        name: _copy_fields(below) if isinstance(below, Mapping) else below for name, below in fields.items()
+    }
+
+
+def handed_over(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``managedFields`` with the fields of the operator's create owned by its apply manager instead."""
+    result = [dict(entry) for entry in entries if not _ours_by_create(entry)]
+    applied = next(
+        (e for e in result if e.get("manager") == FIELD_MANAGER and e.get("operation") == "Apply"), None
+    )
+    for entry in entries:
+        if not _ours_by_create(entry):
+            continue
+        if applied is None:
+            applied = {key: value for key, value in entry.items() if key != "time"}
+            applied["operation"] = "Apply"
+            applied["fieldsV1"] = _copy_fields(entry.get("fieldsV1") or {})
+            result.append(applied)
+        else:
+            fields = applied["fieldsV1"] = _copy_fields(applied.get("fieldsV1") or {})
+            _merge_fields(fields, entry.get("fieldsV1") or {})
+    return result
+
+
+async def _as_json(call: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The JSON body of an API call, as a dict; raises ApiException as the call would.
+
+    Every caller here wants the Secret as a dict (see :func:`snapshot`): the
+    client's model objects, with a parsed date in every managedFields entry,
+    would only be turned back into one.
+    """
+    response = await call(*args, _preload_content=False, **kwargs)
+    try:
+        data = await response.read()
+    finally:
+        response.release()
+    if not 200 <= response.status <= 299:
+        error = ApiException(status=response.status, reason=response.reason)
+        error.body, error.headers = data, response.headers
+        raise error
+    result: dict[str, Any] = json.loads(data)
+    return result
+
+
+async def read_secret(api: Any, namespace: str, name: str) -> StoredSecret | None:
     """The Secret ``namespace/name``, or None when it does not exist."""
     try:
-        secret = await client.CoreV1Api(api).read_namespaced_secret(name, namespace)
+        secret = await _as_json(client.CoreV1Api(api).read_namespaced_secret, name, namespace)
     except ApiException as error:
         if error.status == 404:
             return None
         raise
-    return snapshot(api.sanitize_for_serialization(secret))
+    return snapshot(secret)
 
 
 def _secret_body(
@@ -98,39 +187,19 @@ async def create_secret(
     labels: Mapping[str, str],
     annotations: Mapping[str, str],
     data: Mapping[str, bytes],
-) -> SecretSnapshot:
+) -> StoredSecret:
     """Create the Secret, which must not exist; fails with 409 when any Secret of that name does.
 
-    Returns what the API server stored.
+    One write; returns what the API server stored. The fields it set stay the
+    create's until the first :func:`apply_secret` hands them over.
     """
     body = _secret_body(
         namespace, name, secret_type=secret_type, labels=labels, annotations=annotations, data=data
     )
     core: Any = client.CoreV1Api(api)
-    created = api.sanitize_for_serialization(
-        await core.create_namespaced_secret(namespace, body, field_manager=FIELD_MANAGER)
+    return snapshot(
+        await _as_json(core.create_namespaced_secret, namespace, body, field_manager=FIELD_MANAGER)
     )
-    metadata = created.get("metadata") or {}
-    entries = [dict(entry) for entry in metadata.get("managedFields") or []]
-    ours = [e for e in entries if e.get("manager") == FIELD_MANAGER and e.get("operation") == "Update"]
-    if not ours:
-        return snapshot(created)
-    # A create is recorded as an "Update" of the field manager; applies are a manager of their own, which
-    # would then share the fields and never remove a label or annotation dropped from secretTemplate.
-    for entry in ours:
-        entry["operation"] = "Apply"
-        entry.pop("time", None)
-    handover = {"metadata": {"resourceVersion": metadata.get("resourceVersion"), "managedFields": entries}}
-    try:
-        result = await core.patch_namespaced_secret(
-            name, namespace, handover, field_manager=FIELD_MANAGER, _content_type=MERGE_PATCH
-        )
-    except ApiException as error:
-        if error.status in (404, 409):
-            # Changed or deleted meanwhile: the Secret as created is what this call did.
-            return snapshot(created)
-        raise
-    return snapshot(api.sanitize_for_serialization(result))
 
 
 async def apply_secret(
@@ -143,23 +212,46 @@ async def apply_secret(
     annotations: Mapping[str, str],
     data: Mapping[str, bytes],
     resource_version: str | None,
-) -> SecretSnapshot:
+    hand_over: Sequence[Mapping[str, Any]] = (),
+) -> StoredSecret:
     """Create or update the Secret by server-side apply; returns what the API server stored.
 
     With ``resource_version`` the apply fails with 409 Conflict when the Secret
     changed since it was read; without it the Secret is created or replaced, so
     a Secret not read first is written with :func:`create_secret` instead.
+    ``hand_over`` is the Secret's ``managedFields`` as read when the fields of
+    the operator's create are still to be handed to the apply manager
+    (:func:`created_fields`): that is done first, guarded the same way.
     """
     body = _secret_body(
         namespace, name, secret_type=secret_type, labels=labels, annotations=annotations, data=data
     )
+    core: Any = client.CoreV1Api(api)
+    if hand_over and resource_version is not None:
+        handover = {
+            "metadata": {"resourceVersion": resource_version, "managedFields": handed_over(hand_over)}
+        }
+        handed = await _as_json(
+            core.patch_namespaced_secret,
+            name,
+            namespace,
+            handover,
+            field_manager=FIELD_MANAGER,
+            _content_type=MERGE_PATCH,
+        )
+        resource_version = handed["metadata"]["resourceVersion"]
     if resource_version is not None:
         body["metadata"]["resourceVersion"] = resource_version
-    core: Any = client.CoreV1Api(api)
-    result = await core.patch_namespaced_secret(
-        name, namespace, body, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH
+    result = await _as_json(
+        core.patch_namespaced_secret,
+        name,
+        namespace,
+        body,
+        field_manager=FIELD_MANAGER,
+        force=True,
+        _content_type=APPLY_PATCH,
     )
-    return snapshot(api.sanitize_for_serialization(result))
+    return snapshot(result)
 
 
 async def delete_secret(api: Any, namespace: str, name: str, *, uid: str | None = None) -> bool:
@@ -174,4 +266,14 @@ async def delete_secret(api: Any, namespace: str, name: str, *, uid: str | None 
     return True
 
 
-__all__ = ["FIELD_MANAGER", "apply_secret", "create_secret", "delete_secret", "read_secret", "snapshot"]
+__all__ = [
+    "FIELD_MANAGER",
+    "StoredSecret",
+    "apply_secret",
+    "create_secret",
+    "created_fields",
+    "delete_secret",
+    "handed_over",
+    "read_secret",
+    "snapshot",
+]

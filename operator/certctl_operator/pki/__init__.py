@@ -46,6 +46,8 @@ from .issue import (
     IssuedCertificate,
     effective_usages,
     issue_certificate,
+    planned_not_after,
+    random_serial,
     validate_request,
 )
 from .keys import (
@@ -139,9 +141,11 @@ __all__ = [
     "parse_ocsp_request",
     "parse_reason",
     "parse_serial",
+    "planned_not_after",
     "private_key_to_pem",
     "prune_expired",
     "public_keys_equal",
+    "random_serial",
     "read_crl",
     "serial_from_hex",
     "serial_to_hex",

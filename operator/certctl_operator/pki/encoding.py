@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 
 from cryptography import x509
@@ -102,8 +103,12 @@ def pem_to_der(pem: str | bytes, label: str) -> bytes:
     raise ValueError(f"no PEM {label} block found")
 
 
+@functools.lru_cache(maxsize=1024)
 def is_self_signed(certificate: x509.Certificate) -> bool:
-    """True when the certificate names itself as issuer and its signature checks out."""
+    """True when the certificate names itself as issuer and its signature checks out.
+
+    Remembered per certificate (equal DER, equal answer): every issuance asks it of its CA's chain.
+    """
     if certificate.issuer != certificate.subject:
         return False
     try:

@@ -328,6 +328,22 @@ def _subject_alt_names(request: CertificateRequest) -> list[x509.GeneralName]:
     return names
 
 
+def planned_not_after(
+    request: CertificateRequest, signer: SigningAuthority | None, now: datetime
+) -> datetime:
+    """The notAfter :func:`issue_certificate` gives the certificate for ``request`` signed at ``now``.
+
+    Known before the certificate is signed (a serial can be recorded with it meanwhile).
+    """
+    try:
+        not_after = (utc_seconds(now) + request.duration).replace(microsecond=0)
+    except OverflowError:
+        raise InvalidRequestError("duration is too long") from None
+    if signer is not None and not_after > signer.not_after:
+        return signer.not_after
+    return not_after
+
+
 def issue_certificate(
     request: CertificateRequest,
     key: AnyKey,
@@ -365,10 +381,7 @@ def issue_certificate(
     public_key = as_public_key(key)
 
     not_before = now - backdate
-    try:
-        not_after = (now + request.duration).replace(microsecond=0)
-    except OverflowError:
-        raise InvalidRequestError("duration is too long") from None
+    not_after = planned_not_after(request, None, now)
     clamped = False
     if signer is not None:
         if signer.not_after <= now:

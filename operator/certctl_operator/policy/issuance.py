@@ -411,6 +411,13 @@ def examine_secret(
     # Another tool's Secret (cert-manager's, say) lacks certctl's annotations and URLs; only
     # its content decides whether it can be adopted as it is (see decide()).
     taken_over = owner is None and annotations.get(ANNOTATION_ALLOW_TAKEOVER) == certificate_name
+    # Its CRL and OCSP URLs are that tool's (or none) until certctl first renews it (revision 2),
+    # also once certctl's annotations are added: they alone never make it issue again.
+    foreign_urls = (
+        owner in (None, certificate_name)
+        and annotations.get(ANNOTATION_ALLOW_TAKEOVER) == certificate_name
+        and revision in (None, 1)
+    )
     problems: list[tuple[Mismatch, str]] = []
     if secret.type != SECRET_TYPE_TLS:
         problems.append((Mismatch.SECRET, f"the Secret is of type {secret.type}, not {SECRET_TYPE_TLS}"))
@@ -461,7 +468,7 @@ def examine_secret(
     for problem in certificate_matches_request(summary, request, key, key_spec=key_spec):
         if acme and problem.startswith(_ACME_CA_DECIDES):
             continue
-        if taken_over and problem.startswith(_ISSUER_PROBLEM_PREFIXES):
+        if foreign_urls and problem.startswith(_ISSUER_PROBLEM_PREFIXES):
             continue  # the next renewal adds certctl's CRL and OCSP URLs
         if problem == "the private key does not belong to the certificate":
             problems.append((Mismatch.SECRET, "tls.key does not belong to the certificate in tls.crt"))
@@ -641,8 +648,13 @@ def certificate_renewal_time(
 
     The lifetime is counted from the issuance, not from the backdated
     notBefore, so a short certificate is not renewed the moment it is issued.
+    A certificate valid for exactly ``spec.duration`` was not backdated: one
+    cert-manager issued (adopted through ``certctl.io/allow-takeover-by``)
+    starts at its signing time, and counting its lifetime from notBefore
+    renews it when cert-manager would have.
     """
-    issued_at = min(not_before + DEFAULT_BACKDATE, not_after)
+    backdated = not_after - not_before != spec.duration_delta
+    issued_at = min(not_before + DEFAULT_BACKDATE, not_after) if backdated else not_before
     if spec.renew_before is not None:
         return renewal_time(issued_at, not_after, renew_before=spec.renew_before_delta)
     if spec.renew_before_percentage is not None:

@@ -224,7 +224,7 @@ def test_ca_issuer() -> None:
     assert conversion.unmapped == []
 
 
-def test_ca_cluster_issuer_urls_are_listed_and_the_secret_location_noted() -> None:
+def test_ca_cluster_issuer_urls_are_listed_and_its_secret_named_for_copying() -> None:
     body = copy.deepcopy(DOCS_CA_ISSUER)
     body["kind"] = "ClusterIssuer"
     del body["metadata"]["namespace"]
@@ -236,7 +236,14 @@ def test_ca_cluster_issuer_urls_are_listed_and_the_secret_location_noted() -> No
     unmapped = _fields(conversion)
     assert "publicBaseURL" in unmapped["spec.ca.crlDistributionPoints"]
     assert "publicBaseURL" in unmapped["spec.ca.ocspServers"]
-    assert "operator's namespace" in unmapped["spec.ca.secretName"]
+    # Kept as it is; the import copies the Secret into the operator's namespace.
+    assert "spec.ca.secretName" not in unmapped
+    assert issuer["spec"]["ca"] == {"secretName": "ca-key-pair"}
+    assert conversion.cluster_ca_secret == "ca-key-pair"
+
+
+def test_namespaced_ca_issuer_reads_its_secret_where_it_is() -> None:
+    assert convert(DOCS_CA_ISSUER).cluster_ca_secret is None
 
 
 def test_self_signed_cluster_issuer() -> None:
@@ -296,8 +303,10 @@ def test_issuer_types_certctl_lacks_are_refused(issuer_type: str) -> None:
     assert conversion.refused is not None and issuer_type in conversion.refused
 
 
-def test_import_command_parses_scope_dry_run_and_output() -> None:
+def test_import_command_parses_scope_dry_run_output_and_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
     from certctl_operator.cli.main import build_parser
+
+    monkeypatch.delenv("CERTCTL_OPERATOR_NAMESPACE", raising=False)
 
     args = build_parser().parse_args(["import", "cert-manager", "-A", "--dry-run", "-o", "yaml"])
     assert (args.source, args.all_namespaces, args.dry_run, args.output) == (
@@ -308,5 +317,10 @@ def test_import_command_parses_scope_dry_run_and_output() -> None:
     )
     args = build_parser().parse_args(["import", "cert-manager", "-n", "shop"])
     assert (args.namespace, args.all_namespaces, args.dry_run, args.output) == ("shop", False, False, "table")
+    assert (args.cluster_resource_namespace, args.operator_namespace) == ("cert-manager", "certctl-system")
+    args = build_parser().parse_args(
+        ["import", "cert-manager", "-A", "--cluster-resource-namespace", "cm", "--operator-namespace", "ops"]
+    )
+    assert (args.cluster_resource_namespace, args.operator_namespace) == ("cm", "ops")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["import", "vault"])

@@ -195,25 +195,60 @@ def test_phase_label_patch(labels: dict[str, str], phase: DeliveryPhase | None, 
 def test_filters_on_raw_objects() -> None:
     for phase in (None, "Pending", "Failed"):
         assert ns.is_open({"phase": phase} if phase else {})
-        assert ns.wants_attention({}, {"phase": phase} if phase else None)
     for phase in ("Sent", "Dead"):
         assert not ns.is_open({"phase": phase})
-        assert not ns.wants_attention({}, {"phase": phase})
-        assert ns.wants_attention({ns.REQUEUE_ANNOTATION: "x"}, {"phase": phase})
-        assert not ns.wants_attention(
+        assert ns.raw_requeue_pending({ns.REQUEUE_ANNOTATION: "x"}, {"phase": phase})
+        assert not ns.raw_requeue_pending(
             {ns.REQUEUE_ANNOTATION: "x"}, {"phase": phase, "lastHandledRequeue": "x"}
         )
-    assert not ns.wants_attention({}, None, deleting=True)
     assert ns.is_open(None)
     assert not ns.raw_requeue_pending({}, None)
 
 
-def test_seconds_until_due() -> None:
-    failed = policy.on_failure(policy.DeliveryState(), FAILURE, NOW, POLICY)
-    assert ns.seconds_until_due(failed, NOW) == 60.0
-    assert ns.seconds_until_due(failed, NOW + timedelta(minutes=2)) == 0.0
-    assert ns.seconds_until_due(policy.DeliveryState(), NOW) == 0.0
-    assert ns.seconds_until_due(policy.on_success(policy.DeliveryState(), NOW), NOW) is None
+RETENTION = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "status", "visit"),
+    [
+        ({}, None, NOW),
+        ({}, {"phase": "Pending"}, NOW),
+        (
+            {},
+            {"phase": "Failed", "nextRetryAt": "2026-01-01T12:05:00Z"},
+            datetime(2026, 1, 1, 12, 5, tzinfo=UTC),
+        ),
+        (
+            {},
+            {"phase": "Failed", "nextRetryAt": "2026-01-01T11:00:00Z"},
+            datetime(2026, 1, 1, 11, 0, tzinfo=UTC),
+        ),
+        ({}, {"phase": "Failed"}, NOW),
+        ({}, {"phase": "Failed", "nextRetryAt": "soon"}, NOW),
+        ({}, {"phase": "Sent", "sentAt": "2026-01-01T11:30:00Z"}, datetime(2026, 1, 1, 12, 30, tzinfo=UTC)),
+        ({}, {"phase": "Sent", "sentAt": "yesterday"}, None),
+        ({}, {"phase": "Dead"}, None),
+        ({}, {"phase": "Nonsense"}, None),
+        ({ns.REQUEUE_ANNOTATION: "1"}, {"phase": "Dead"}, NOW),
+        ({ns.REQUEUE_ANNOTATION: "1"}, {"phase": "Dead", "lastHandledRequeue": "1"}, None),
+        ({ns.REQUEUE_ANNOTATION: "2"}, {"phase": "Sent", "sentAt": "2026-01-01T11:30:00Z"}, NOW),
+    ],
+)
+def test_next_visit(
+    annotations: dict[str, str], status: dict[str, Any] | None, visit: datetime | None
+) -> None:
+    assert ns.next_visit(annotations, status, now=NOW, retention=RETENTION) == visit
+
+
+def test_an_event_being_deleted_is_never_visited() -> None:
+    assert ns.next_visit({}, {"phase": "Pending"}, now=NOW, retention=RETENTION, deleting=True) is None
+
+
+def test_parse_time() -> None:
+    assert ns.parse_time("2026-01-01T12:00:00Z") == datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert ns.parse_time("2026-01-01T12:00:00") is None, "a time without a zone is not trusted"
+    assert ns.parse_time(None) is None
+    assert ns.parse_time(17) is None
 
 
 def event(**spec: Any) -> NotificationEvent:

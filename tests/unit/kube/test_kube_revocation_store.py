@@ -1,13 +1,18 @@
-"""Names and limits of an issuer's revocation-list and issued-serials ConfigMaps, without a cluster."""
+"""Names, limits and batched writes of an issuer's revocation-list and issued-serials ConfigMaps,
+without a cluster."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from certctl_operator.api import IssuerKind
-from certctl_operator.kube.revocation_store import ArchiveFull, Shard, shard_name, write_shard
+from certctl_operator.kube import revocation_store
+from certctl_operator.kube.revocation_store import ArchiveFull, Shard, record_issued, shard_name, write_shard
 from certctl_operator.policy.revocation import ISSUED_SHARD_KEY, MAX_SHARD_BYTES, REVOKED_SHARD_KEY, IssuerKey
 from certctl_operator.settings import Settings
 
@@ -32,3 +37,63 @@ async def test_a_shard_beyond_the_configmap_limit_is_refused_before_it_is_sent()
     with pytest.raises(ArchiveFull, match="team-ca-revoked-03"):
         # No API client: the size check comes before any request.
         await write_shard(None, Settings(), issuer, REVOKED_SHARD_KEY, shard, "0" * (MAX_SHARD_BYTES + 1), {})
+
+
+async def test_issued_serials_that_wait_meanwhile_are_stored_together_and_each_caller_hears_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    issuer = IssuerKey(IssuerKind.ISSUER, "team-ca", "team-a")
+    not_after = datetime(2030, 1, 1, tzinfo=UTC)
+    writes: list[dict[str, datetime]] = []
+    first_write_started, release_first_write = asyncio.Event(), asyncio.Event()
+
+    async def store(api: Any, settings: Any, key: Any, serials: Any, now: Any) -> set[str]:
+        writes.append(dict(serials))
+        if len(writes) == 1:
+            first_write_started.set()
+            await release_first_write.wait()
+        return set(serials) - {"0c"}  # 0c was stored before
+
+    monkeypatch.setattr(revocation_store, "_store_issued", store)
+    api = StandInApi()
+    first = asyncio.create_task(record_issued(api, Settings(), issuer, "0A", not_after, now))
+    await first_write_started.wait()
+    # While the first write is under way, three more arrive: they go in the next write, together.
+    rest = [
+        asyncio.create_task(record_issued(api, Settings(), issuer, serial, not_after, now))
+        for serial in ("0b", "0c", "0d")
+    ]
+    # One turn of the loop runs each new task up to the lock the first write holds.
+    await asyncio.sleep(0)
+    assert sorted(revocation_store._issued_recorders[api][issuer].open.serials) == ["0b", "0c", "0d"]
+    release_first_write.set()
+    assert await first is True
+    assert await asyncio.gather(*rest) == [True, False, True]
+    assert [sorted(batch) for batch in writes] == [["0a"], ["0b", "0c", "0d"]]
+
+
+async def test_a_failed_write_of_issued_serials_fails_every_caller_of_its_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    issuer = IssuerKey(IssuerKind.ISSUER, "team-ca", "team-a")
+    not_after = datetime(2030, 1, 1, tzinfo=UTC)
+
+    async def store(api: Any, settings: Any, key: Any, serials: Any, now: Any) -> set[str]:
+        raise ArchiveFull("no room")
+
+    monkeypatch.setattr(revocation_store, "_store_issued", store)
+    api = StandInApi()
+    results = await asyncio.gather(
+        record_issued(api, Settings(), issuer, "01", not_after, now),
+        record_issued(api, Settings(), issuer, "02", not_after, now),
+        return_exceptions=True,
+    )
+    assert all(isinstance(result, ArchiveFull) for result in results)
+
+
+class StandInApi:
+    """Stands for the API client the recorders are kept by; the store itself is replaced."""
+
+
+def now() -> datetime:
+    return datetime(2026, 1, 1, tzinfo=UTC)

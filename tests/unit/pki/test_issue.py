@@ -25,6 +25,9 @@ from certctl_operator.pki import (
     generate_private_key,
     inspect_certificate,
     issue_certificate,
+    load_signing_authority,
+    planned_not_after,
+    random_serial,
 )
 from certctl_operator.pki.usages import ALIASES, EXTENDED_KEY_USAGES, KEY_USAGES
 
@@ -532,3 +535,18 @@ def test_path_length_zero_ca_cannot_issue_cas(keys: dict[str, PrivateKey]) -> No
     with pytest.raises(InvalidRequestError, match="pathLenConstraint"):
         issue_certificate(CertificateRequest(common_name="sub", is_ca=True), keys["ec"], authority, FIXED_NOW)
     issue_certificate(CertificateRequest(common_name="leaf"), keys["ec"], authority, FIXED_NOW)
+
+
+def test_the_planned_notafter_and_serial_are_the_ones_the_certificate_gets(
+    keys: dict[str, PrivateKey], fixed_cas: dict[str, GeneratedCA]
+) -> None:
+    ca = fixed_cas["ec"]
+    authority = load_signing_authority(ca.certificate_pem, ca.private_key_pem, FIXED_NOW)
+    now = FIXED_NOW + timedelta(microseconds=123456)
+    for duration in (timedelta(hours=1), timedelta(days=3650)):  # the second outlives the CA
+        request = CertificateRequest(dns_names=["a.example.com"], duration=duration)
+        serial = random_serial()
+        planned = planned_not_after(request, authority, now)
+        issued = issue_certificate(request, keys["ec"], authority, now, serial)
+        assert (issued.serial, issued.not_after) == (serial, planned)
+    assert planned == authority.not_after

@@ -276,6 +276,27 @@ def test_renewal_counts_the_lifetime_from_issuance_not_from_the_backdated_not_be
     )
 
 
+@pytest.mark.parametrize(
+    ("duration", "timing", "renews_after"),
+    [
+        # cert-manager renews at notAfter - renewBefore, or with a percentage, or 2/3 through the
+        # lifetime counted from notBefore (its certificates are not backdated).
+        ("2160h", {}, timedelta(days=60)),
+        ("2160h", {"renewBeforePercentage": 25}, timedelta(days=67, hours=12)),
+        ("2160h", {"renewBefore": "360h"}, timedelta(days=75)),
+        # Within the last 5 minutes of the lifetime: still honoured, as cert-manager does.
+        ("1h", {"renewBefore": "57m"}, timedelta(minutes=3)),
+    ],
+)
+def test_a_certificate_cert_manager_issued_renews_when_cert_manager_would_have(
+    duration: str, timing: dict[str, Any], renews_after: timedelta
+) -> None:
+    spec = certificate(duration=duration, **timing).spec
+    # Signed at NOW, valid for exactly the duration: nothing backdated.
+    renewal = certificate_renewal_time(spec, NOW, NOW + spec.duration_delta)
+    assert renewal == NOW + renews_after
+
+
 def test_a_certificate_cut_short_by_its_ca_renews_in_its_own_last_third() -> None:
     spec = certificate(duration="90d", renewBefore="30d").spec
     # The CA expires in 3 days: renewBefore is longer than what is left, so a third of it is.
@@ -841,6 +862,37 @@ def test_a_handed_over_secret_that_fits_is_adopted_as_revision_1(ca: GeneratedCA
     adopted = issued_cert(certificate(), replace(facts, revision=1))
     again = decide(adopted, examine(adopted, secret, view), problems=[], issuer_ready=True, now=NOW)
     assert again.action is Action.NONE
+
+
+def test_an_adopted_certificate_keeps_the_other_tools_urls_until_certctl_renews_it(ca: GeneratedCA) -> None:
+    view = ca_view(ca)  # no publicBaseURL: certctl would write no CRL or OCSP URLs
+    # cert-manager wrote the CRL and OCSP URLs its CA issuer was given.
+    written, facts = write(certificate(), ca_view(ca, publicBaseURL="http://elsewhere.test"), 1)
+    secret = handed_over(written)
+    decision = decide(
+        certificate(), examine(certificate(), secret, view), problems=[], issuer_ready=True, now=NOW
+    )
+    assert (decision.action, decision.revision) == (Action.ADOPT, 1)
+    adopted = issued_cert(certificate(), replace(facts, revision=1))
+    # The next reconcile adds certctl's annotations next to the takeover annotation; still in sync.
+    request = build_request(adopted.spec, NS, view)
+    ours = desired_annotations(
+        adopted,
+        revision=1,
+        serial=facts.serial,
+        hash_=request_hash(
+            request, key_spec_for(adopted.spec), key_encoding_for(adopted.spec), adopted.spec.issuer_ref
+        ),
+        renew_request=None,
+    )
+    annotated = replace(secret, labels=desired_labels(adopted), annotations={**secret.annotations, **ours})
+    exam = examine(adopted, annotated, view)
+    assert exam.fits and not exam.taken_over
+    assert decide(adopted, exam, problems=[], issuer_ready=True, now=NOW).action is Action.NONE
+    # A later revision holding URLs that are not the issuer's is replaced, as any certificate of certctl.
+    later = replace(annotated, annotations={**annotated.annotations, ANNOTATION_REVISION: "2"})
+    problems = examine(adopted, later, view).problems
+    assert problems and {kind for kind, _ in problems} == {Mismatch.ISSUER}
 
 
 def test_a_handed_over_secret_due_for_renewal_is_renewed_not_adopted(ca: GeneratedCA) -> None:

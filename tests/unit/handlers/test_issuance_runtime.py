@@ -1,0 +1,89 @@
+"""The issuance runtime's bodies as last seen: a late answer never replaces a newer watch event, and an
+issuer's CA verdict is trusted only while the watch of its CA Secret saw no change (no cluster)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from certctl_operator.api import IssuerSpec
+from certctl_operator.context import OperatorContext
+from certctl_operator.handlers import issuance_runtime
+from certctl_operator.handlers.issuance_runtime import CERTIFICATE, ISSUER, IssuanceRuntime, Key
+from certctl_operator.kube.secrets import StoredSecret
+from certctl_operator.policy.issuance import LABEL_MANAGED_BY_CERTIFICATE
+from certctl_operator.policy.issuers import IssuerCheck
+from certctl_operator.settings import Settings
+
+
+def body(version: str) -> dict[str, Any]:
+    return {"metadata": {"name": "web", "namespace": "team-a", "resourceVersion": version}}
+
+
+def secret(version: str, *, ours: bool = True) -> StoredSecret:
+    labels = {LABEL_MANAGED_BY_CERTIFICATE: "web"} if ours else {}
+    return StoredSecret("team-a", "web-tls", labels=labels, resource_version=version)
+
+
+def test_a_write_answered_after_a_newer_watch_event_does_not_replace_it() -> None:
+    rt = IssuanceRuntime(OperatorContext(settings=Settings()))
+    key = Key(CERTIFICATE, "team-a", "web")
+    started_from = rt.certificate_bodies[key] = body("10")
+    # The watch delivers a change by someone else while the write is on its way...
+    newer = rt.certificate_bodies[key] = body("12")
+    rt.certificate_written(key, started_from, body("11"))
+    assert rt.certificate_bodies[key] is newer
+    # ...without one, the write's answer is the newest there is.
+    written = body("13")
+    rt.certificate_written(key, newer, written)
+    assert rt.certificate_bodies[key] is written
+
+    location = ("team-a", "web-tls")
+    rt.secret_seen(location, first := secret("20"))
+    rt.secret_seen(location, changed := secret("22"))
+    rt.secret_written(location, first, secret("21"))
+    assert rt.secrets[location] is changed
+    rt.secret_written(location, changed, mine := secret("23"))
+    assert rt.secrets[location] is mine
+    # A Secret that is not the operator's (any more) is not kept: its changes are not watched.
+    rt.secret_written(location, mine, secret("24", ours=False))
+    assert location not in rt.secrets
+
+
+async def test_the_ca_verdict_holds_while_the_watch_of_the_ca_secret_saw_no_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rt = IssuanceRuntime(OperatorContext(settings=Settings()))
+    key = Key(ISSUER, "team-a", "team-ca")
+    spec = IssuerSpec.model_validate({"ca": {"secretName": "team-ca-keypair"}})
+    watched: set[tuple[str, str]] = set()
+    reads: list[tuple[str, str]] = []
+
+    class Watcher:
+        def watched(self) -> set[tuple[str, str]]:
+            return watched
+
+    async def read_secret(api: Any, namespace: str, name: str) -> None:
+        reads.append((namespace, name))
+
+    def evaluate(spec: Any, ca_secret: Any, now: Any) -> IssuerCheck:
+        return IssuerCheck(False, "NotFound", "no CA Secret")
+
+    monkeypatch.setattr(issuance_runtime, "secret_watcher", lambda context: Watcher())
+    monkeypatch.setattr(issuance_runtime, "read_secret", read_secret)
+    monkeypatch.setattr(issuance_runtime, "evaluate_issuer", evaluate)
+
+    await rt.issuer_check(key, spec, fresh=True)
+    await rt.issuer_check(key, spec, fresh=True)
+    assert len(reads) == 2, "not watched: each look as the CA is now reads it"
+    watched.add(("team-a", "team-ca-keypair"))
+    await rt.issuer_check(key, spec, fresh=True)
+    await rt.issuer_check(key, spec, fresh=True)
+    assert len(reads) == 2, "watched and unchanged since the last read: the verdict holds"
+    rt.ca_secret_changed(key)
+    await rt.issuer_check(key, spec, fresh=True)
+    await rt.issuer_check(key, spec, fresh=True)
+    assert len(reads) == 3, "a change the watch reported: read once, then trusted again"
+    await rt.issuer_check(key, spec, fresh=True, trust_watch=False)
+    assert len(reads) == 4, "the issuer's own look always reads"

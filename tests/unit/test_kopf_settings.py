@@ -1,0 +1,22 @@
+"""What the operator's Kopf settings rely on about its handlers."""
+
+from __future__ import annotations
+
+import kopf
+
+import certctl_operator.handlers  # noqa: F401  (registers the handlers)
+from certctl_operator.handlers.lifecycle import UnusedDiffBaseStorage, configure_kopf
+
+
+def test_no_handler_needs_the_diff_base_the_settings_leave_out() -> None:
+    registry = kopf.get_default_registry()
+    # Change handlers and idle timers or daemons are what compare an object with its last handled state.
+    assert list(registry._changing.get_all_handlers()) == []
+    assert all(getattr(h, "idle", None) is None for h in registry._spawning.get_all_handlers())
+    settings = kopf.OperatorSettings()
+    configure_kopf(settings)
+    storage = settings.persistence.diffbase_storage
+    assert isinstance(storage, UnusedDiffBaseStorage)
+    body = kopf.Body({"metadata": {"name": "web", "annotations": {"a": "b"}}, "spec": {"x": 1}})
+    assert storage.fetch(body=body) is None
+    assert storage.build(body=body) == {}
