@@ -1211,11 +1211,13 @@ class Report:
         else:
             targets.append(Target(what, "not measured", None))
 
-        what = "≥ 5x faster than cert-manager in the same run"
+        # The speed-up is a target for ECDSA bursts: with RSA both controllers wait on key
+        # generation, which caps any ratio (the RSA target below is about that bound instead).
+        what = "≥ 5x faster than cert-manager in the same run (ECDSA)"
         pairs = [
             (ours, theirs)
             for ours in self.bursts
-            if ours.tool == "certctl"
+            if ours.tool == "certctl" and ours.algorithm == "ECDSA"
             for theirs in [self.burst("cert-manager", ours.count, ours.algorithm)]
             if theirs is not None
         ]

@@ -55,6 +55,7 @@ from certctl_operator.handlers.issuance_runtime import (
     issuer_key,
     reconciler,
     runtime,
+    watched_body,
 )
 from certctl_operator.handlers.pki_publishing import record_issued_serial
 from certctl_operator.kube.events import NORMAL, WARNING, event_name, post_event
@@ -173,7 +174,7 @@ async def certificate_event(
         rt.queue.add(key)
         return
     # Kept as delivered (never changed in place): the next reconcile starts from it.
-    rt.certificate_bodies[key] = dict(event["object"])
+    rt.certificate_bodies[key] = watched_body(event["object"])
     rt.remember_uid(key, body)
     secret_name = (body.get("spec") or {}).get("secretName")
     # Certificates waiting for a Secret this one held may take it over now.

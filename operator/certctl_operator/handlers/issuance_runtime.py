@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
@@ -157,7 +157,8 @@ class IssuanceRuntime:
     certificate_metrics: dict[Key, Any] = field(default_factory=dict)
     # uid of each object, from watch events and reads: log records name the object by it.
     uids: dict[Key, str] = field(default_factory=dict)
-    # The latest body of each certificate: its watch events and this operator's writes.
+    # The latest body of each certificate: its watch events and this operator's writes, without
+    # metadata.managedFields (nothing here reads them; they are half of a body's memory).
     certificate_bodies: dict[Key, dict[str, Any]] = field(default_factory=dict)
     # The operator's own Secrets (those the label watch sees) as last seen or written.
     secrets: dict[tuple[str, str], StoredSecret] = field(default_factory=dict)
@@ -279,6 +280,11 @@ class IssuanceRuntime:
     def certificate_written(self, key: Key, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
         """``after`` (read or written) replaces ``before`` unless a watch event came in meanwhile."""
         if self.certificate_bodies.get(key) is before:
+            # A body this operator read or wrote is its own: trimmed in place, so it stays the
+            # object the caller holds (the identity test above relies on that).
+            metadata = after.get("metadata")
+            if isinstance(metadata, dict):
+                metadata.pop("managedFields", None)
             self.certificate_bodies[key] = after
 
     def secret_seen(self, location: tuple[str, str], secret: StoredSecret | None) -> None:
@@ -452,6 +458,19 @@ def next_check(now: datetime, interval: timedelta, limit: datetime | None) -> da
     return when
 
 
+def watched_body(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A watch event's object as kept in :attr:`IssuanceRuntime.certificate_bodies`.
+
+    A shallow copy, with a copied ``metadata`` lacking ``managedFields``: the
+    event's own dicts are shared with Kopf and stay untouched.
+    """
+    body = dict(raw)
+    metadata = body.get("metadata")
+    if isinstance(metadata, Mapping) and "managedFields" in metadata:
+        body["metadata"] = {name: value for name, value in metadata.items() if name != "managedFields"}
+    return body
+
+
 __all__ = [
     "CERTIFICATE",
     "CLUSTER_ISSUER",
@@ -463,4 +482,5 @@ __all__ = [
     "next_check",
     "reconciler",
     "runtime",
+    "watched_body",
 ]

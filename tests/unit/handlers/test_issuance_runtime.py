@@ -51,6 +51,24 @@ def test_a_write_answered_after_a_newer_watch_event_does_not_replace_it() -> Non
     assert location not in rt.secrets
 
 
+def test_kept_bodies_leave_managed_fields_out_and_the_watch_event_untouched() -> None:
+    rt = IssuanceRuntime(OperatorContext(settings=Settings()))
+    key = Key(CERTIFICATE, "team-a", "web")
+    fields = [{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {}}}]
+    event_object = {**body("10"), "spec": {"secretName": "web-tls"}}
+    event_object["metadata"]["managedFields"] = fields
+    kept = issuance_runtime.watched_body(event_object)
+    assert "managedFields" not in kept["metadata"] and kept["spec"] == {"secretName": "web-tls"}
+    assert kept["metadata"]["resourceVersion"] == "10"
+    assert event_object["metadata"]["managedFields"] is fields  # Kopf's copy is not changed
+    rt.certificate_bodies[key] = kept
+    # A body read or written by the operator is trimmed in place: it stays the caller's object.
+    written = body("11")
+    written["metadata"]["managedFields"] = fields
+    rt.certificate_written(key, kept, written)
+    assert rt.certificate_bodies[key] is written and "managedFields" not in written["metadata"]
+
+
 async def test_the_ca_verdict_holds_while_the_watch_of_the_ca_secret_saw_no_change(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
