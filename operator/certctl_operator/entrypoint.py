@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     configure_logging(settings.log_format, settings.log_level)
 
-    import certctl_operator.handlers  # noqa: F401  (registers the handlers)
+    import certctl_operator.controllers  # noqa: F401  (registers the controllers)
 
     context = OperatorContext(settings=settings)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import kopf
 
-import certctl_operator.handlers  # noqa: F401  (registers the handlers)
-from certctl_operator.handlers.lifecycle import UnusedDiffBaseStorage, configure_kopf
+import certctl_operator.controllers  # noqa: F401  (registers the controllers)
+from certctl_operator.controllers.lifecycle import UnusedDiffBaseStorage, configure_kopf
 
 
 def test_no_handler_needs_the_diff_base_the_settings_leave_out() -> None:

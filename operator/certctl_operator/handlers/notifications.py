@@ -62,7 +62,7 @@ from certctl_operator.api.notification import (
     NotificationEventStatus,
 )
 from certctl_operator.context import OperatorContext
-from certctl_operator.handlers.pausing import STOP_POLL_SECONDS
+from certctl_operator.controllers.pausing import STOP_POLL_SECONDS
 from certctl_operator.kube import channels as channel_kube
 from certctl_operator.kube import notification_status as event_status
 from certctl_operator.kube.client import create_api_client

@@ -30,8 +30,8 @@ from pydantic import ValidationError
 from certctl_operator import API_GROUP, API_VERSION, metrics
 from certctl_operator.api import ClusterIssuer, IssuerKind, IssuerReference, IssuerStatus, ManagedCertificate
 from certctl_operator.context import OperatorContext
+from certctl_operator.controllers.pausing import pause
 from certctl_operator.durations import parse_duration
-from certctl_operator.handlers.pausing import pause
 from certctl_operator.kube.crl_publisher import (
     archive_for,
     ensure_ocsp_responder,

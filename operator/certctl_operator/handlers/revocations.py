@@ -51,7 +51,7 @@ from certctl_operator.api import (
     status_patch,
 )
 from certctl_operator.context import OperatorContext
-from certctl_operator.handlers.pausing import pause
+from certctl_operator.controllers.pausing import pause
 from certctl_operator.handlers.pki_publishing import publish_state, utcnow
 from certctl_operator.kube.crl_publisher import state_of
 from certctl_operator.kube.notification_events import (

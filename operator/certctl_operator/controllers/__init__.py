@@ -1,0 +1,12 @@
+"""Controllers: thin glue between Kubernetes objects and the pure domain modules.
+
+Importing this package registers every controller with Kopf's default registry.
+"""
+
+from certctl_operator.controllers import lifecycle  # noqa: F401
+from certctl_operator.handlers import (  # noqa: F401
+    certificates,
+    issuers,
+    notifications,
+    revocations,
+)
