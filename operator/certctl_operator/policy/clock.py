@@ -22,3 +22,8 @@ def format_rfc3339(value: datetime) -> str:
     """Render an aware instant as ``2025-01-31T12:00:00Z`` (UTC, whole seconds)."""
     require_aware(value, "timestamp")
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_now() -> datetime:
+    """The current instant, for the glue that calls policies (policies themselves take ``now``)."""
+    return datetime.now(UTC)
