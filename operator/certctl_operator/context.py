@@ -6,13 +6,24 @@ Kopf passes this object to handlers as ``memo``. It is created once by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certctl_operator.notify.senders import HttpClientPool
 from certctl_operator.pki.key_pool import key_generation_pool
 from certctl_operator.settings import Settings
+
+if TYPE_CHECKING:
+    # Only for annotations: these modules take the context as an argument themselves.
+    from aiohttp.web import AppRunner
+
+    from certctl_operator.kube.secret_watch import SecretWatcher
+    from certctl_operator.web.pki_state import PKIRegistry
+    from certctl_operator.web.standby import Standby
+
+    Readiness = Callable[[], tuple[bool, str]]
 
 
 @dataclass
@@ -35,4 +46,15 @@ class OperatorContext:
     # What /readyz answers while not ready ("starting", "stopping"). A standby
     # replica (leader election) answers by its own check, see web/server.py.
     not_ready_reason: str = "starting"
+    # The HTTP server (health, metrics, CRL, OCSP, ACME HTTP-01); started by the
+    # leader-election runner for a standby, or at start-up.
+    http_runner: AppRunner | None = None
+    # While this replica stands by (leader election): what /readyz answers instead of
+    # ``ready``, and the standby's read-through CRL answers.
+    standby_readiness: Readiness | None = None
+    standby: Standby | None = None
+    # What the CRL and OCSP endpoints serve, kept by the publishing controllers.
+    pki_registry: PKIRegistry | None = None
+    # The filtered watches of Secrets that issuers and channels reference.
+    secret_watcher: SecretWatcher | None = None
     extras: dict[str, Any] = field(default_factory=dict)

@@ -21,7 +21,7 @@ def _run(args: argparse.Namespace) -> int:
     import kopf
 
     from certctl_operator.context import OperatorContext
-    from certctl_operator.logs import configure_logging
+    from certctl_operator.log_setup import configure_logging
     from certctl_operator.settings import Settings
 
     settings = Settings.from_env(

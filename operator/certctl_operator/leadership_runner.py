@@ -38,8 +38,7 @@ from certctl_operator import metrics
 from certctl_operator.context import OperatorContext
 from certctl_operator.kube.client import create_api_client
 from certctl_operator.kube.leader_election import LeaderElector, LeadershipLost, candidate_identity
-from certctl_operator.web.server import READINESS, start_server
-from certctl_operator.web.standby import STANDBY as STANDBY_PKI
+from certctl_operator.web.server import start_server
 from certctl_operator.web.standby import Standby
 
 logger = logging.getLogger("certctl.leader-election")
@@ -90,10 +89,9 @@ async def run_with_leader_election(context: OperatorContext, run_operator: Opera
             return False, "starting"
         return (True, STANDBY) if elector.able_to_take_over() else (False, UNREACHABLE)
 
-    context.extras[READINESS] = standby_readiness
-    context.extras[STANDBY_PKI] = Standby(api)
-    runner = await start_server(context)
-    context.extras["http_runner"] = runner
+    context.standby_readiness = standby_readiness
+    context.standby = Standby(api)
+    context.http_runner = await start_server(context)
     logger.info(
         "standing by for Lease %s/%s as %s (lease %s, renew deadline %s, retry every %s)",
         elector.namespace,
@@ -109,7 +107,7 @@ async def run_with_leader_election(context: OperatorContext, run_operator: Opera
             return 0
         return await _lead(context, elector, run_operator, stop)
     finally:
-        leftover = context.extras.pop("http_runner", None)
+        leftover, context.http_runner = context.http_runner, None
         if leftover is not None:
             await leftover.cleanup()
         await api.close()
@@ -134,8 +132,8 @@ async def _lead(
                 _install_signal_handlers(stop)
                 # The operator's start-up handlers have run: it acts, and readiness and the PKI
                 # endpoints are its own from now on.
-                context.extras.pop(READINESS, None)
-                context.extras.pop(STANDBY_PKI, None)
+                context.standby_readiness = None
+                context.standby = None
             if operator in done:
                 # Stopped or failed: either way it acts no more, so the Lease can go to a
                 # standby now.
@@ -170,7 +168,7 @@ async def _abdicate(
 ) -> int:
     """Leadership is gone: stop acting before anyone else may start, then exit non-zero."""
     metrics.leader.set(0)
-    context.extras.pop(READINESS, None)
+    context.standby_readiness = None
     context.ready = False
     context.not_ready_reason = "lost leadership"
     deadline = elector.stop_deadline()

@@ -1,4 +1,4 @@
-"""Logging set-up: plain text by default, JSON lines on request.
+"""Log records about Kubernetes objects.
 
 Every record about an object carries the object's reference (apiVersion,
 kind, namespace, name, uid) as the ``k8s_ref`` attribute, the way Kopf's
@@ -15,39 +15,7 @@ import logging
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-import kopf
-
 AUDIT_LOGGER = "certctl.audit"
-
-# Loggers of libraries that are chatty at INFO and say nothing an operator needs.
-_QUIET_LOGGERS = ("aiohttp.access", "httpx", "httpcore", "kubernetes_asyncio.client.rest")
-
-
-def configure_logging(log_format: str, level: str) -> None:
-    """Install the root handler once, in the requested format."""
-    kopf.configure(
-        log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.FULL,
-        log_prefix=log_format != "json",
-        log_refkey="object",
-    )
-    root = logging.getLogger()
-    root.setLevel(level)
-    if log_format == "json":
-        for handler in root.handlers:
-            if not any(isinstance(f, _LoggerName) for f in handler.filters):
-                handler.addFilter(_LoggerName())
-    for name in _QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-class _LoggerName(logging.Filter):
-    """Puts the logger's name in each JSON line as ``logger`` (the text format shows it anyway)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "logger"):
-            record.logger = record.name
-        return True
-
 
 REF_ATTRIBUTE = "k8s_ref"
 """The log record attribute Kopf's formatters read the object reference from."""

@@ -59,9 +59,9 @@ async def start_operator(settings: kopf.OperatorSettings, memo: Any, **_: Any) -
     context.api = await create_api_client(
         qps=context.settings.client_qps, burst=context.settings.client_burst
     )
-    if "http_runner" not in context.extras:
+    if context.http_runner is None:
         # With leader election the server already runs (it served the standby until now).
-        context.extras["http_runner"] = await start_server(context)
+        context.http_runner = await start_server(context)
     context.ready = True
     metrics.leader.set(1)  # this process acts: it holds the Lease, or runs without leader election
     logger.info("certctl-operator started")
@@ -73,7 +73,7 @@ async def stop_operator(memo: Any, **_: Any) -> None:
     context.ready = False
     context.not_ready_reason = "stopping"
     metrics.leader.set(0)
-    runner = context.extras.pop("http_runner", None)
+    runner, context.http_runner = context.http_runner, None
     if runner is not None:
         await runner.cleanup()
     if context.api is not None:

@@ -301,20 +301,15 @@ async def _nothing() -> None:
     return None
 
 
-EXTRAS_KEY = "secret_watch"
-
-
 def secret_watcher(context: OperatorContext) -> SecretWatcher:
     """The operator's one :class:`SecretWatcher` (created on first use, on the operator's API client)."""
-    found: SecretWatcher | None = context.extras.get(EXTRAS_KEY)
-    if found is None:
-        found = SecretWatcher(context.api)
-        context.extras[EXTRAS_KEY] = found
-    return found
+    if context.secret_watcher is None:
+        context.secret_watcher = SecretWatcher(context.api)
+    return context.secret_watcher
 
 
 async def close_secret_watcher(context: OperatorContext) -> None:
-    found: SecretWatcher | None = context.extras.pop(EXTRAS_KEY, None)
+    found, context.secret_watcher = context.secret_watcher, None
     if found is not None:
         await found.close()
 

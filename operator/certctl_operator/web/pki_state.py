@@ -40,7 +40,6 @@ from certctl_operator.policy.revocation import (
     union_of,
 )
 
-_EXTRAS_KEY = "pki"
 COLD_HOLD = 2.0
 """Seconds before an HTTP request may read the same issuer's state from the API server again."""
 COLD_BUDGET = 20
@@ -338,10 +337,9 @@ class PKIRegistry:
 
 def registry_of(context: OperatorContext) -> PKIRegistry:
     """The registry of this operator process (created on first use)."""
-    registry = context.extras.get(_EXTRAS_KEY)
-    if not isinstance(registry, PKIRegistry):
-        registry = context.extras[_EXTRAS_KEY] = PKIRegistry()
-    return registry
+    if context.pki_registry is None:
+        context.pki_registry = PKIRegistry()
+    return context.pki_registry
 
 
 def hex_serial(serial: int) -> str:

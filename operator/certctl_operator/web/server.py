@@ -5,7 +5,7 @@ Service exposes everything; the PKI routes are unauthenticated by design
 (relying parties fetch CRLs and ask OCSP without credentials).
 
 A standby replica (leader election) is Ready when it could take over, which
-its runner says through :data:`READINESS`; what it answers on the PKI routes
+its runner says through ``context.standby_readiness``; what it answers on the PKI routes
 is in :mod:`certctl_operator.web.standby`.
 """
 
@@ -27,8 +27,7 @@ RouteInstaller = Callable[[web.Application, OperatorContext], None]
 _route_installers: list[RouteInstaller] = []
 
 Readiness = Callable[[], tuple[bool, str]]
-READINESS = "readiness"
-"""``context.extras`` key of a :data:`Readiness` that answers ``/readyz`` instead of ``context.ready``."""
+"""What answers ``/readyz`` instead of ``context.ready`` while a replica stands by."""
 
 
 def register_routes(installer: RouteInstaller) -> RouteInstaller:
@@ -45,7 +44,7 @@ def build_app(context: OperatorContext) -> web.Application:
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
-        readiness: Readiness | None = context.extras.get(READINESS)
+        readiness = context.standby_readiness
         ready, reason = readiness() if readiness is not None else (context.ready, context.not_ready_reason)
         if ready:
             return web.Response(text="ready\n")

@@ -41,8 +41,6 @@ from certctl_operator.web.pki_state import registry_of
 
 logger = logging.getLogger("certctl.web.standby")
 
-STANDBY = "standby"
-"""``context.extras`` key of the :class:`Standby` while this replica stands by."""
 RETRY_AFTER = "1"
 """Seconds a CRL client is asked to wait: its retry may reach another replica."""
 READ_TIMEOUT = 5.0
@@ -104,7 +102,7 @@ def standby_middleware(context: OperatorContext) -> Middleware:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        standby: Standby | None = context.extras.get(STANDBY)
+        standby = context.standby
         if standby is None:
             return await handler(request)
         if request.path.startswith("/ocsp/"):
@@ -121,4 +119,4 @@ def standby_middleware(context: OperatorContext) -> Middleware:
     return middleware
 
 
-__all__ = ["RETRY_AFTER", "STANDBY", "Standby", "standby_middleware"]
+__all__ = ["RETRY_AFTER", "Standby", "standby_middleware"]

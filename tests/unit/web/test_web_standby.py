@@ -23,8 +23,8 @@ from certctl_operator.policy.revocation import IssuerKey
 from certctl_operator.settings import Settings
 from certctl_operator.web import pki_endpoints  # noqa: F401  (registers the CRL and OCSP routes)
 from certctl_operator.web.pki_state import PublishedCRL, registry_of
-from certctl_operator.web.server import READINESS, build_app
-from certctl_operator.web.standby import STANDBY, Standby
+from certctl_operator.web.server import build_app
+from certctl_operator.web.standby import Standby
 
 KEY = IssuerKey(IssuerKind.ISSUER, "ca", "team-a")
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -53,14 +53,14 @@ async def test_readiness_follows_the_standby_check_while_there_is_one(
 ) -> None:
     client, context = served
     answer: list[tuple[bool, str]] = [(True, "standby")]
-    context.extras[READINESS] = lambda: answer[0]
+    context.standby_readiness = lambda: answer[0]
     response = await client.get("/readyz")
     assert (response.status, await response.text()) == (200, "ready\n")
     answer[0] = (False, "cannot reach the API server")
     response = await client.get("/readyz")
     assert (response.status, await response.text()) == (503, "cannot reach the API server\n")
     # Without one, the operator's own flag counts (the leader, or no leader election).
-    del context.extras[READINESS]
+    context.standby_readiness = None
     context.ready, context.not_ready_reason = False, "starting"
     assert (await client.get("/readyz")).status == 503
     context.ready = True
@@ -71,7 +71,7 @@ async def test_a_standby_answers_ocsp_with_try_later(
     served: tuple[TestClient[Any, Any], OperatorContext],
 ) -> None:
     client, context = served
-    context.extras[STANDBY] = Standby(api=None)
+    context.standby = Standby(api=None)
     for response in (
         await client.post("/ocsp/team-a/ca", data=b"\x30\x00"),
         await client.get("/ocsp/team-a/ca/MAA="),
@@ -89,7 +89,7 @@ async def test_a_standby_serves_the_crl_it_holds_like_the_leader(
     served: tuple[TestClient[Any, Any], OperatorContext],
 ) -> None:
     client, context = served
-    context.extras[STANDBY] = Standby(api=None)
+    context.standby = Standby(api=None)
     crl = PublishedCRL(b"0\x03\x02\x01\x07", 7, NOW, NOW + timedelta(hours=24), "fingerprint")
     registry_of(context).set_crl(KEY, crl)
     response = await client.get("/crl/team-a/ca.crl")
@@ -109,7 +109,7 @@ async def test_a_standby_that_cannot_read_a_crl_it_does_not_hold_asks_to_retry(
     configuration = kube_client.Configuration(host=f"http://127.0.0.1:{closed_port()}")
     api = kube_client.ApiClient(configuration=configuration)
     try:
-        context.extras[STANDBY] = Standby(api=api)
+        context.standby = Standby(api=api)
         response = await client.get("/crl/team-a/ca.crl")
         assert response.status == 503
         assert response.headers["Retry-After"] == "1"
