@@ -39,7 +39,7 @@ OPERATOR_SELECTOR = "app.kubernetes.io/name=certctl-operator"
 MAX_DIFFERENCES = 5
 
 
-class Outcome(StrEnum):
+class CheckOutcome(StrEnum):
     OK = "ok"
     WARN = "warn"
     FAIL = "fail"
@@ -48,7 +48,7 @@ class Outcome(StrEnum):
 @dataclass(frozen=True)
 class CheckResult:
     name: str
-    outcome: Outcome
+    outcome: CheckOutcome
     detail: str
 
     def as_dict(self) -> dict[str, str]:
@@ -143,17 +143,17 @@ def check_crd(cluster: Cluster, resource: type[AnyResource]) -> CheckResult:
         if error.status == 404:
             return CheckResult(
                 label,
-                Outcome.FAIL,
+                CheckOutcome.FAIL,
                 "not installed: kubectl apply --server-side -f crds/ (or install the Helm chart)",
             )
         if error.status == 403:
-            return CheckResult(label, Outcome.WARN, "cannot read CRDs with this context (forbidden)")
+            return CheckResult(label, CheckOutcome.WARN, "cannot read CRDs with this context (forbidden)")
         raise cluster.api_error(f"read CRD {name}", error) from None
     except urllib3.exceptions.HTTPError as error:
         raise cluster.unreachable(error) from None
     if not _established(installed):
         return CheckResult(
-            label, Outcome.FAIL, "installed but not Established; see kubectl describe crd " + name
+            label, CheckOutcome.FAIL, "installed but not Established; see kubectl describe crd " + name
         )
     problems = crd_differences(installed, resource)
     if problems:
@@ -161,11 +161,11 @@ def check_crd(cluster: Cluster, resource: type[AnyResource]) -> CheckResult:
         more = f" (and {len(problems) - MAX_DIFFERENCES} more)" if len(problems) > MAX_DIFFERENCES else ""
         return CheckResult(
             label,
-            Outcome.FAIL,
+            CheckOutcome.FAIL,
             f"differs from this release: {shown}{more}. Update it: kubectl apply --server-side -f crds/ "
             "(or upgrade the Helm chart)",
         )
-    return CheckResult(label, Outcome.OK, f"{API_VERSION} installed and current")
+    return CheckResult(label, CheckOutcome.OK, f"{API_VERSION} installed and current")
 
 
 # --------------------------------------------------------------------------- operator
@@ -179,15 +179,15 @@ def check_operator_url(url: str) -> CheckResult:
         ready = httpx.get(f"{base}/readyz", timeout=5.0)
     except httpx.HTTPError as error:
         return CheckResult(
-            label, Outcome.FAIL, f"{base} does not answer ({error.__class__.__name__}: {error})"
+            label, CheckOutcome.FAIL, f"{base} does not answer ({error.__class__.__name__}: {error})"
         )
     if health.status_code != 200:
-        return CheckResult(label, Outcome.FAIL, f"{base}/healthz answered HTTP {health.status_code}")
+        return CheckResult(label, CheckOutcome.FAIL, f"{base}/healthz answered HTTP {health.status_code}")
     if ready.status_code != 200:
         return CheckResult(
-            label, Outcome.FAIL, f"{base}/readyz answered HTTP {ready.status_code}: {ready.text.strip()}"
+            label, CheckOutcome.FAIL, f"{base}/readyz answered HTTP {ready.status_code}: {ready.text.strip()}"
         )
-    return CheckResult(label, Outcome.OK, f"{base} is healthy and ready")
+    return CheckResult(label, CheckOutcome.OK, f"{base} is healthy and ready")
 
 
 def _pod_ready(pod: Any) -> bool:
@@ -207,7 +207,7 @@ def check_operator_pods(cluster: Cluster, namespace: str, selector: str) -> Chec
         if error.status == 403:
             return CheckResult(
                 label,
-                Outcome.WARN,
+                CheckOutcome.WARN,
                 f"cannot list Pods in {namespace} (forbidden); pass --operator-url to ask the operator",
             )
         raise cluster.api_error(f"list Pods in {namespace}", error) from None
@@ -216,7 +216,7 @@ def check_operator_pods(cluster: Cluster, namespace: str, selector: str) -> Chec
     if not pods:
         return CheckResult(
             label,
-            Outcome.FAIL,
+            CheckOutcome.FAIL,
             f"no Pods labelled {selector} in namespace {namespace}. Is the operator installed? If it runs "
             "elsewhere, pass --operator-namespace, or --operator-url http://HOST:8080 to ask it directly",
         )
@@ -225,10 +225,10 @@ def check_operator_pods(cluster: Cluster, namespace: str, selector: str) -> Chec
         names = ", ".join(pod.metadata.name for pod in pods)
         return CheckResult(
             label,
-            Outcome.FAIL,
+            CheckOutcome.FAIL,
             f"no Ready Pod among {names} in {namespace}; see kubectl logs -n {namespace} -l {selector}",
         )
-    return CheckResult(label, Outcome.OK, f"{len(ready)} of {len(pods)} Pods Ready in {namespace}")
+    return CheckResult(label, CheckOutcome.OK, f"{len(ready)} of {len(pods)} Pods Ready in {namespace}")
 
 
 # --------------------------------------------------------------------------- command
@@ -239,10 +239,10 @@ def run_checks(cluster: Cluster, args: argparse.Namespace) -> list[CheckResult]:
     try:
         version = cluster.call("read the API server version", client.VersionApi(cluster.api_client).get_code)
     except CliError as error:
-        return [CheckResult("API server", Outcome.FAIL, error.message)]
+        return [CheckResult("API server", CheckOutcome.FAIL, error.message)]
     context = f", context {cluster.context}" if cluster.context else ""
     results.append(
-        CheckResult("API server", Outcome.OK, f"{cluster.server} ({version.git_version}{context})")
+        CheckResult("API server", CheckOutcome.OK, f"{cluster.server} ({version.git_version}{context})")
     )
     results.extend(check_crd(cluster, resource) for resource in RESOURCES)
     if args.operator_url:
@@ -252,12 +252,12 @@ def run_checks(cluster: Cluster, args: argparse.Namespace) -> list[CheckResult]:
     return results
 
 
-_STYLES = {Outcome.OK: "green", Outcome.WARN: "yellow", Outcome.FAIL: "bold red"}
+_STYLES = {CheckOutcome.OK: "green", CheckOutcome.WARN: "yellow", CheckOutcome.FAIL: "bold red"}
 
 
 def run(args: argparse.Namespace, connect: Connect) -> int:
     results = run_checks(connect(), args)
-    failed = [result for result in results if result.outcome is Outcome.FAIL]
+    failed = [result for result in results if result.outcome is CheckOutcome.FAIL]
     if args.output == "json":
         print_json({"ok": not failed, "checks": [result.as_dict() for result in results]})
     else:

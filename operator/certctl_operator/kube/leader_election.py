@@ -24,7 +24,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from certctl_operator.policy import leadership as policy
-from certctl_operator.policy.leadership import Action, LeaseRecord, LeaseTimings, Observation
+from certctl_operator.policy.leadership import LeaseAction, LeaseRecord, LeaseTimings, Observation
 
 logger = logging.getLogger("certctl.leader-election")
 
@@ -151,8 +151,8 @@ class LeaderElector:
         )
         return self.observation
 
-    async def _write(self, action: Action, record: LeaseRecord) -> None:
-        if action is Action.CREATE:
+    async def _write(self, action: LeaseAction, record: LeaseRecord) -> None:
+        if action is LeaseAction.CREATE:
             body = lease_body(self.namespace, self.name, record, None)
             written = await self.leases.create_namespaced_lease(self.namespace, body)
         else:
@@ -163,7 +163,7 @@ class LeaderElector:
             self.observation, record_of(written), written.metadata.resource_version, self.wall_clock()
         )
 
-    async def try_acquire_or_renew(self) -> policy.Decision:
+    async def try_acquire_or_renew(self) -> policy.LeaseDecision:
         """One round: read the Lease, decide, write. Raises on API errors; 409 means someone else won."""
         started = self.monotonic()
         observation = await self._read()
@@ -174,8 +174,8 @@ class LeaderElector:
             except ApiException as error:
                 if error.status == 409:
                     # Another candidate wrote first: read again next round.
-                    return policy.Decision(
-                        Action.STANDBY, None, self.timings.retry_period, "another candidate wrote first"
+                    return policy.LeaseDecision(
+                        LeaseAction.STANDBY, None, self.timings.retry_period, "another candidate wrote first"
                     )
                 raise
             self.last_renewed = started
@@ -194,7 +194,7 @@ class LeaderElector:
                     "cannot read or write Lease %s/%s: %s", self.namespace, self.name, _describe(error)
                 )
             else:
-                if decision.action is not Action.STANDBY:
+                if decision.action is not LeaseAction.STANDBY:
                     logger.info(
                         "became the leader (Lease %s/%s, identity %s): %s",
                         self.namespace,
@@ -232,7 +232,7 @@ class LeaderElector:
             except _API_ERRORS as error:
                 logger.warning("cannot renew Lease %s/%s: %s", self.namespace, self.name, _describe(error))
             else:
-                if decision.action is not Action.STANDBY:
+                if decision.action is not LeaseAction.STANDBY:
                     continue  # renewed (or, after someone deleted or freed it, taken again)
                 holder = self.observation.record.holder if self.observation else ""
                 if holder and holder != self.identity:

@@ -42,7 +42,7 @@ __all__ = [
     "ACCEPTED_REASONS",
     "CRL_CONTENT_TYPE",
     "CRLInfo",
-    "RevocationReason",
+    "CRLReason",
     "RevokedEntry",
     "build_crl",
     "crl_der_to_pem",
@@ -57,7 +57,7 @@ CRL_CONTENT_TYPE = "application/pkix-crl"
 
 
 @dataclass(frozen=True)
-class RevocationReason:
+class CRLReason:
     """One accepted revocation reason: camelCase name, cryptography flag, CRLReason code."""
 
     name: str
@@ -66,20 +66,20 @@ class RevocationReason:
 
 
 _REASONS = (
-    RevocationReason("unspecified", x509.ReasonFlags.unspecified, 0),
-    RevocationReason("keyCompromise", x509.ReasonFlags.key_compromise, 1),
-    RevocationReason("cACompromise", x509.ReasonFlags.ca_compromise, 2),
-    RevocationReason("affiliationChanged", x509.ReasonFlags.affiliation_changed, 3),
-    RevocationReason("superseded", x509.ReasonFlags.superseded, 4),
-    RevocationReason("cessationOfOperation", x509.ReasonFlags.cessation_of_operation, 5),
-    RevocationReason("certificateHold", x509.ReasonFlags.certificate_hold, 6),
-    RevocationReason("privilegeWithdrawn", x509.ReasonFlags.privilege_withdrawn, 9),
+    CRLReason("unspecified", x509.ReasonFlags.unspecified, 0),
+    CRLReason("keyCompromise", x509.ReasonFlags.key_compromise, 1),
+    CRLReason("cACompromise", x509.ReasonFlags.ca_compromise, 2),
+    CRLReason("affiliationChanged", x509.ReasonFlags.affiliation_changed, 3),
+    CRLReason("superseded", x509.ReasonFlags.superseded, 4),
+    CRLReason("cessationOfOperation", x509.ReasonFlags.cessation_of_operation, 5),
+    CRLReason("certificateHold", x509.ReasonFlags.certificate_hold, 6),
+    CRLReason("privilegeWithdrawn", x509.ReasonFlags.privilege_withdrawn, 9),
 )
 
 #: camelCase name -> reason, in code order.
-ACCEPTED_REASONS: Mapping[str, RevocationReason] = MappingProxyType({r.name: r for r in _REASONS})
-REASONS_BY_CODE: Mapping[int, RevocationReason] = MappingProxyType({r.code: r for r in _REASONS})
-REASONS_BY_FLAG: Mapping[x509.ReasonFlags, RevocationReason] = MappingProxyType({r.flag: r for r in _REASONS})
+ACCEPTED_REASONS: Mapping[str, CRLReason] = MappingProxyType({r.name: r for r in _REASONS})
+REASONS_BY_CODE: Mapping[int, CRLReason] = MappingProxyType({r.code: r for r in _REASONS})
+REASONS_BY_FLAG: Mapping[x509.ReasonFlags, CRLReason] = MappingProxyType({r.flag: r for r in _REASONS})
 UNSPECIFIED = ACCEPTED_REASONS["unspecified"]
 
 _REFUSED = {
@@ -99,9 +99,9 @@ def _accepted_list() -> str:
     return ", ".join(f"{r.name} ({r.code})" for r in _REASONS)
 
 
-def parse_reason(value: str | int | x509.ReasonFlags | RevocationReason) -> RevocationReason:
+def parse_reason(value: str | int | x509.ReasonFlags | CRLReason) -> CRLReason:
     """Resolve a reason given as camelCase name (case-insensitive), code or flag."""
-    if isinstance(value, RevocationReason):
+    if isinstance(value, CRLReason):
         return value
     if isinstance(value, x509.ReasonFlags):
         value = value.value
@@ -130,21 +130,21 @@ class RevokedEntry:
     """A revoked certificate as listed in CRLs and answered by OCSP.
 
     ``serial`` may be given as an int or a hex string; ``reason`` as a name,
-    code, flag or :class:`RevocationReason`. ``not_after`` is the revoked
+    code, flag or :class:`CRLReason`. ``not_after`` is the revoked
     certificate's expiry, used by :func:`prune_expired` (``None`` keeps the
     entry forever).
     """
 
     serial: int
     revoked_at: datetime
-    reason: RevocationReason
+    reason: CRLReason
     not_after: datetime | None
 
     def __init__(
         self,
         serial: int | str,
         revoked_at: datetime,
-        reason: str | int | x509.ReasonFlags | RevocationReason = UNSPECIFIED,
+        reason: str | int | x509.ReasonFlags | CRLReason = UNSPECIFIED,
         not_after: datetime | None = None,
     ) -> None:
         try:

@@ -46,7 +46,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from ._time import utc_seconds
 from .authority import SigningAuthority
 from .ca import check_validity
-from .crl import UNSPECIFIED, RevocationReason, RevokedEntry, parse_reason
+from .crl import UNSPECIFIED, CRLReason, RevokedEntry, parse_reason
 from .encoding import certificate_to_pem, load_certificates, serial_to_hex
 from .errors import (
     InvalidCertificateError,
@@ -116,7 +116,7 @@ class CertificateStatus:
 
     kind: CertificateStatusKind
     revoked_at: datetime | None = None
-    reason: RevocationReason | None = None
+    reason: CRLReason | None = None
 
     def __post_init__(self) -> None:
         if self.kind is CertificateStatusKind.REVOKED:
@@ -140,7 +140,7 @@ class CertificateStatus:
     def revoked(
         cls,
         revoked_at: datetime,
-        reason: str | int | x509.ReasonFlags | RevocationReason = UNSPECIFIED,
+        reason: str | int | x509.ReasonFlags | CRLReason = UNSPECIFIED,
     ) -> CertificateStatus:
         return cls(CertificateStatusKind.REVOKED, revoked_at, parse_reason(reason))
 

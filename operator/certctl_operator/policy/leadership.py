@@ -105,7 +105,7 @@ def observe(
     return Observation(record, resource_version, now)
 
 
-class Action(enum.Enum):
+class LeaseAction(enum.Enum):
     CREATE = "create"
     """There is no Lease yet: create it, holding it."""
     ACQUIRE = "acquire"
@@ -117,8 +117,8 @@ class Action(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Decision:
-    action: Action
+class LeaseDecision:
+    action: LeaseAction
     record: LeaseRecord | None
     """What to write (CREATE, ACQUIRE, RENEW); None for STANDBY."""
     wait: timedelta
@@ -133,7 +133,9 @@ def expires_at(observation: Observation, timings: LeaseTimings) -> datetime:
     return observation.seen_at + duration
 
 
-def decide(observation: Observation | None, identity: str, now: datetime, timings: LeaseTimings) -> Decision:
+def decide(
+    observation: Observation | None, identity: str, now: datetime, timings: LeaseTimings
+) -> LeaseDecision:
     """What ``identity`` should do about the Lease it observed (None: there is no Lease)."""
     require_aware(now)
     if not identity:
@@ -141,27 +143,29 @@ def decide(observation: Observation | None, identity: str, now: datetime, timing
     duration = timings.lease_duration_seconds
     if observation is None:
         record = LeaseRecord(identity, duration, now, now, 0)
-        return Decision(Action.CREATE, record, timings.retry_period, "there is no Lease yet")
+        return LeaseDecision(LeaseAction.CREATE, record, timings.retry_period, "there is no Lease yet")
     current = observation.record
     if current.holder == identity:
         record = replace(current, lease_duration_seconds=duration, renew_time=now)
         if record.acquire_time is None:
             record = replace(record, acquire_time=now)
-        return Decision(Action.RENEW, record, timings.retry_period, "this candidate holds the Lease")
+        return LeaseDecision(
+            LeaseAction.RENEW, record, timings.retry_period, "this candidate holds the Lease"
+        )
     taken = LeaseRecord(identity, duration, now, now, current.transitions + 1)
     if not current.held:
-        return Decision(Action.ACQUIRE, taken, timings.retry_period, "the Lease was released")
+        return LeaseDecision(LeaseAction.ACQUIRE, taken, timings.retry_period, "the Lease was released")
     expiry = expires_at(observation, timings)
     if now >= expiry:
-        return Decision(
-            Action.ACQUIRE,
+        return LeaseDecision(
+            LeaseAction.ACQUIRE,
             taken,
             timings.retry_period,
             f"{current.holder} did not renew the Lease for {expiry - observation.seen_at}",
         )
     # Look again after the retry period, or right when the Lease would expire if that is sooner.
     wait = min(timings.retry_period, expiry - now)
-    return Decision(Action.STANDBY, None, wait, f"{current.holder} holds the Lease")
+    return LeaseDecision(LeaseAction.STANDBY, None, wait, f"{current.holder} holds the Lease")
 
 
 def released(record: LeaseRecord, now: datetime) -> LeaseRecord:
@@ -197,9 +201,9 @@ def stop_deadline(last_renewed: float, timings: LeaseTimings) -> float:
 
 
 __all__ = [
-    "Action",
-    "Decision",
     "LeadershipError",
+    "LeaseAction",
+    "LeaseDecision",
     "LeaseRecord",
     "LeaseTimings",
     "Observation",

@@ -10,12 +10,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from certctl_operator.pki import (
     ACCEPTED_REASONS,
     CertificateRequest,
+    CRLReason,
     CRLSignNotPermittedError,
     GeneratedCA,
     InvalidRequestError,
     InvalidRevocationError,
     PrivateKey,
-    RevocationReason,
     RevokedEntry,
     SigningAuthority,
     build_crl,
@@ -238,7 +238,7 @@ class TestBuild:
 class TestOpenSSL:
     @pytest.mark.parametrize("reason", list(ACCEPTED_REASONS.values()), ids=lambda r: r.name)
     def test_openssl_shows_each_reason(
-        self, tmp_path: Path, fixed_cas: dict[str, GeneratedCA], reason: RevocationReason
+        self, tmp_path: Path, fixed_cas: dict[str, GeneratedCA], reason: CRLReason
     ) -> None:
         ca = fixed_cas["rsa"]
         entry = RevokedEntry(0xC0FFEE, FIXED_NOW - timedelta(hours=1), reason)

@@ -3,8 +3,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from certctl_operator.policy.leadership import (
-    Action,
     LeadershipError,
+    LeaseAction,
     LeaseRecord,
     LeaseTimings,
     Observation,
@@ -71,7 +71,7 @@ def test_lease_duration_is_written_in_whole_seconds_rounded_up() -> None:
 
 def test_no_lease_is_created_held_by_the_candidate() -> None:
     decision = decide(None, "a", at(0), TIMINGS)
-    assert decision.action is Action.CREATE
+    assert decision.action is LeaseAction.CREATE
     assert decision.record == LeaseRecord("a", 15, at(0), at(0), 0)
     assert decision.wait == TIMINGS.retry_period
 
@@ -79,21 +79,21 @@ def test_no_lease_is_created_held_by_the_candidate() -> None:
 def test_the_holder_renews_keeping_acquire_time_and_transitions() -> None:
     observation = seen(held_by("a", renewed=4, transitions=3), when=4)
     decision = decide(observation, "a", at(6), TIMINGS)
-    assert decision.action is Action.RENEW
+    assert decision.action is LeaseAction.RENEW
     assert decision.record == LeaseRecord("a", 15, at(0), at(6), 3)
 
 
 def test_a_holder_restarted_under_the_same_name_renews_at_once() -> None:
     # Same Pod name after a container restart: the old process is gone, the Lease is ours.
     observation = seen(held_by("pod-1", renewed=0), when=100)
-    assert decide(observation, "pod-1", at(100), TIMINGS).action is Action.RENEW
+    assert decide(observation, "pod-1", at(100), TIMINGS).action is LeaseAction.RENEW
 
 
 def test_a_live_lease_of_someone_else_means_standby_until_it_expires() -> None:
     observation = seen(held_by("a"), when=0)
     for now in (0, 5, 14.9):
         decision = decide(observation, "b", at(now), TIMINGS)
-        assert decision.action is Action.STANDBY
+        assert decision.action is LeaseAction.STANDBY
         assert decision.record is None
         assert decision.reason == "a holds the Lease"
     # Woken exactly at expiry rather than up to a retry period later.
@@ -104,7 +104,7 @@ def test_a_live_lease_of_someone_else_means_standby_until_it_expires() -> None:
 def test_an_expired_lease_is_taken_over_counting_a_transition() -> None:
     observation = seen(held_by("a", transitions=2), when=0)
     decision = decide(observation, "b", at(15), TIMINGS)
-    assert decision.action is Action.ACQUIRE
+    assert decision.action is LeaseAction.ACQUIRE
     assert decision.record == LeaseRecord("b", 15, at(15), at(15), 3)
     assert "a did not renew the Lease" in decision.reason
 
@@ -113,15 +113,15 @@ def test_expiry_counts_from_when_the_record_was_seen_not_from_its_timestamps() -
     # The holder's clock runs an hour behind ours: its renewTime looks ancient.
     record = LeaseRecord("a", 15, at(-3600), at(-3600), 0)
     observation = seen(record, when=0)
-    assert decide(observation, "b", at(10), TIMINGS).action is Action.STANDBY
-    assert decide(observation, "b", at(15), TIMINGS).action is Action.ACQUIRE
+    assert decide(observation, "b", at(10), TIMINGS).action is LeaseAction.STANDBY
+    assert decide(observation, "b", at(15), TIMINGS).action is LeaseAction.ACQUIRE
 
 
 def test_the_records_own_lease_duration_counts() -> None:
     observation = seen(held_by("a", duration=30), when=0)
     assert expires_at(observation, TIMINGS) == at(30)
-    assert decide(observation, "b", at(20), TIMINGS).action is Action.STANDBY
-    assert decide(observation, "b", at(30), TIMINGS).action is Action.ACQUIRE
+    assert decide(observation, "b", at(20), TIMINGS).action is LeaseAction.STANDBY
+    assert decide(observation, "b", at(30), TIMINGS).action is LeaseAction.ACQUIRE
     # A record without one falls back to ours.
     assert expires_at(seen(held_by("a", duration=None), when=0), TIMINGS) == at(15)
 
@@ -133,7 +133,7 @@ def test_a_released_lease_is_taken_at_once() -> None:
     assert record.renew_time == at(9)
     assert record.transitions == 1
     decision = decide(seen(record, when=9), "b", at(9), TIMINGS)
-    assert decision.action is Action.ACQUIRE
+    assert decision.action is LeaseAction.ACQUIRE
     assert decision.record is not None
     assert decision.record.holder == "b"
     assert decision.record.transitions == 2
@@ -158,10 +158,10 @@ def test_the_expiry_clock_restarts_only_when_the_record_changes() -> None:
     assert renewed.seen_at == at(11)
     assert renewed.resource_version == "2"
     # The standby sees a holder that keeps renewing as never expiring.
-    assert decide(renewed, "b", at(20), TIMINGS).action is Action.STANDBY
+    assert decide(renewed, "b", at(20), TIMINGS).action is LeaseAction.STANDBY
     # ...and one that stopped renewing as expired a lease duration after the last change.
     assert decide(observe(renewed, held_by("a", renewed=2), "2", at(26)), "b", at(26), TIMINGS).action is (
-        Action.ACQUIRE
+        LeaseAction.ACQUIRE
     )
 
 
