@@ -22,6 +22,12 @@ from typing import Any
 from certctl_operator import API_GROUP, API_VERSION
 from certctl_operator.acme.http01_server import CHALLENGE_PREFIX, DEFAULT_PORT
 from certctl_operator.api.issuer import ACMEHTTP01SolverPod
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_ACME_IDENTIFIER,
+    ANNOTATION_ACME_TOKEN,
+    LABEL_ACME_HTTP01_SOLVER,
+    LABEL_MANAGED_BY_CERTIFICATE,
+)
 
 SOLVER_COMMAND = "certctl-operator"
 SOLVER_SUBCOMMAND = "acme-solver"
@@ -36,11 +42,6 @@ APP_LABEL = "app.kubernetes.io/name"
 APP_NAME = "certctl-acme-http01-solver"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "certctl-operator"
-CERTIFICATE_LABEL = f"{API_GROUP}/managed-by-certificate"
-SOLVER_LABEL = f"{API_GROUP}/acme-http01-solver"
-"""On the Pod: the name of its Service, which selects on it."""
-IDENTIFIER_ANNOTATION = f"{API_GROUP}/acme-identifier"
-TOKEN_ANNOTATION = f"{API_GROUP}/acme-token"
 
 _HASH_LENGTH = 10
 _READABLE_LENGTH = 38
@@ -91,7 +92,7 @@ class SolverOwner:
     @property
     def selector(self) -> str:
         """Label selector of every solver object of this certificate."""
-        return f"{APP_LABEL}={APP_NAME},{CERTIFICATE_LABEL}={self.label_value}"
+        return f"{APP_LABEL}={APP_NAME},{LABEL_MANAGED_BY_CERTIFICATE}={self.label_value}"
 
     def reference(self) -> dict[str, Any]:
         # No blockOwnerDeletion: setting it needs update rights on the certificate's finalizers.
@@ -127,9 +128,9 @@ def _metadata(owner: SolverOwner, name: str, identifier: str) -> dict[str, Any]:
         "labels": {
             APP_LABEL: APP_NAME,
             MANAGED_BY_LABEL: MANAGED_BY,
-            CERTIFICATE_LABEL: owner.label_value,
+            LABEL_MANAGED_BY_CERTIFICATE: owner.label_value,
         },
-        "annotations": {IDENTIFIER_ANNOTATION: identifier},
+        "annotations": {ANNOTATION_ACME_IDENTIFIER: identifier},
         "ownerReferences": [owner.reference()],
     }
 
@@ -153,8 +154,8 @@ def solver_pod(
     """The Pod answering ``token`` for ``identifier``; it meets the restricted Pod Security Standard."""
     service = service_name(owner.name, identifier)
     metadata = _metadata(owner, pod_name(owner.name, identifier, token), identifier)
-    metadata["labels"][SOLVER_LABEL] = service
-    metadata["annotations"][TOKEN_ANNOTATION] = token
+    metadata["labels"][LABEL_ACME_HTTP01_SOLVER] = service
+    metadata["annotations"][ANNOTATION_ACME_TOKEN] = token
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": settings.image,
@@ -205,7 +206,7 @@ def solver_service(owner: SolverOwner, identifier: str, settings: SolverPodSetti
         "metadata": _metadata(owner, name, identifier),
         "spec": {
             "type": settings.service_type,
-            "selector": {SOLVER_LABEL: name},
+            "selector": {LABEL_ACME_HTTP01_SOLVER: name},
             "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },
     }

@@ -29,14 +29,18 @@ from certctl_operator.api import (
     RevocationReason,
     RevocationSpec,
 )
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_RENEW,
+    ANNOTATION_REQUEUE,
+    LABEL_PHASE,
+    LABEL_PHASE_DEAD,
+)
 from certctl_operator.cli.errors import CliError, ExitCode, UsageError
 from certctl_operator.cli.kube import Body, Cluster, Connect, list_command, object_ref
 from certctl_operator.cli.output import format_span, make_console, plural
-from certctl_operator.cli.summary import DEAD_LABEL, DEAD_LABEL_VALUE, notification_phase
+from certctl_operator.cli.summary import notification_phase
 from certctl_operator.durations import parse_duration
 
-RENEW_ANNOTATION = "certctl.io/renew"
-REQUEUE_ANNOTATION = "certctl.io/requeue"
 FINAL_PHASES = ("Revoked", "Failed")
 
 
@@ -88,7 +92,7 @@ def run_renew(args: argparse.Namespace, connect: Connect) -> int:
     console = make_console()
     value = request_value()
     for target_namespace, name in targets:
-        cluster.patch_annotations(ManagedCertificate, name, target_namespace, {RENEW_ANNOTATION: value})
+        cluster.patch_annotations(ManagedCertificate, name, target_namespace, {ANNOTATION_RENEW: value})
         console.print(f"renewal requested: {object_ref(ManagedCertificate, target_namespace, name)}")
     console.print(
         f"{plural(len(targets), 'certificate')} will be issued again; follow with "
@@ -112,7 +116,7 @@ def run_requeue(args: argparse.Namespace, connect: Connect) -> int:
         targets = [cluster.get(NotificationEvent, name, namespace) for name in args.events]
     else:
         targets = cluster.list(
-            NotificationEvent, namespace, label_selector=f"{DEAD_LABEL}={DEAD_LABEL_VALUE}"
+            NotificationEvent, namespace, label_selector=f"{LABEL_PHASE}={LABEL_PHASE_DEAD}"
         )
     console = make_console()
     if not targets:
@@ -122,7 +126,7 @@ def run_requeue(args: argparse.Namespace, connect: Connect) -> int:
     for body in targets:
         event_namespace, name = _name(body)
         status = body.get("status") or {}
-        cluster.patch_annotations(NotificationEvent, name, event_namespace, {REQUEUE_ANNOTATION: value})
+        cluster.patch_annotations(NotificationEvent, name, event_namespace, {ANNOTATION_REQUEUE: value})
         was = notification_phase(body)
         retries = status.get("retryCount")
         details = [f"was {was}"]
@@ -332,7 +336,7 @@ def add_parsers(
         parents=[*common, all_namespaces],
         help="ask the operator to issue certificates again now",
         description=(
-            f"Request an immediate re-issuance by setting the annotation {RENEW_ANNOTATION} of each "
+            f"Request an immediate re-issuance by setting the annotation {ANNOTATION_RENEW} of each "
             "ManagedCertificate to a new value. Name the certificates, or pick them with --all or -l."
         ),
         epilog=(
@@ -390,8 +394,8 @@ def add_parsers(
         help="deliver dead-lettered notifications again",
         description=(
             f"Ask for NotificationEvents to be delivered again from scratch by setting the annotation "
-            f"{REQUEUE_ANNOTATION} to a new value; the operator resets their retry state. Name the "
-            f"events, or pass --all-dead for every event labelled {DEAD_LABEL}={DEAD_LABEL_VALUE}."
+            f"{ANNOTATION_REQUEUE} to a new value; the operator resets their retry state. Name the "
+            f"events, or pass --all-dead for every event labelled {LABEL_PHASE}={LABEL_PHASE_DEAD}."
         ),
         epilog=(
             "examples:\n"

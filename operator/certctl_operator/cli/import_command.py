@@ -21,12 +21,12 @@ from kubernetes.client.exceptions import ApiException
 from rich.table import Table
 
 from certctl_operator import API_GROUP, API_VERSION
+from certctl_operator.api.metadata_keys import ANNOTATION_IMPORTED_FROM
 from certctl_operator.cli.crl import default_operator_namespace
 from certctl_operator.cli.errors import CliError, ExitCode
 from certctl_operator.cli.importing import (
     CERT_MANAGER_GROUP,
     CERT_MANAGER_VERSION,
-    IMPORTED_FROM_ANNOTATION,
     Conversion,
     convert,
 )
@@ -91,7 +91,7 @@ def read_cert_manager_objects(cluster: Cluster, namespace: str | None) -> list[B
 
 def _imported_from(body: Mapping[str, Any]) -> str | None:
     annotations = (body.get("metadata") or {}).get("annotations") or {}
-    value = annotations.get(IMPORTED_FROM_ANNOTATION)
+    value = annotations.get(ANNOTATION_IMPORTED_FROM)
     return str(value) if value is not None else None
 
 
@@ -187,7 +187,7 @@ class Importer:
         written_by = (
             f"imported from {origin}"
             if origin
-            else f"not written by an import: no {IMPORTED_FROM_ANNOTATION} annotation"
+            else f"not written by an import: no {ANNOTATION_IMPORTED_FROM} annotation"
         )
         found = f"certctl {kind} {where} exists already ({written_by}) and was left as it is"
         if kind == "ManagedCertificate":
@@ -262,7 +262,7 @@ class Importer:
             "metadata": {
                 "name": name,
                 "namespace": target,
-                "annotations": {IMPORTED_FROM_ANNOTATION: f"Secret {origin}/{name}"},
+                "annotations": {ANNOTATION_IMPORTED_FROM: f"Secret {origin}/{name}"},
             },
             "type": original.type,
             "data": dict(original.data or {}),

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from certctl_operator.api import API_GROUP_VERSION, IssuerSpec, ManagedCertificateSpec
+from certctl_operator.api.metadata_keys import ANNOTATION_IMPORTED_FROM
 from certctl_operator.policy.issuance import ANNOTATION_ALLOW_TAKEOVER
 
 CERT_MANAGER_GROUP = "cert-manager.io"
@@ -29,8 +30,6 @@ CERT_MANAGER_VERSION = "v1"
 CERT_MANAGER_KINDS = ("Issuer", "ClusterIssuer", "Certificate")
 """The kinds read, issuers first: a ManagedCertificate names an issuer that should exist."""
 
-IMPORTED_FROM_ANNOTATION = "certctl.io/imported-from"
-"""On every object written: the cert-manager object it came from (``Kind namespace/name``)."""
 
 Body = dict[str, Any]
 
@@ -120,7 +119,7 @@ def source_name(body: Mapping[str, Any]) -> str:
 
 def _metadata(body: Mapping[str, Any], source: str) -> Body:
     meta = body.get("metadata") or {}
-    result: Body = {"name": meta["name"], "annotations": {IMPORTED_FROM_ANNOTATION: source}}
+    result: Body = {"name": meta["name"], "annotations": {ANNOTATION_IMPORTED_FROM: source}}
     if meta.get("namespace"):
         result["namespace"] = meta["namespace"]
     if meta.get("labels"):
@@ -359,7 +358,6 @@ __all__ = [
     "CERT_MANAGER_GROUP",
     "CERT_MANAGER_KINDS",
     "CERT_MANAGER_VERSION",
-    "IMPORTED_FROM_ANNOTATION",
     "Conversion",
     "Unmapped",
     "convert",

@@ -26,11 +26,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from certctl_operator.api.metadata_keys import LABEL_PHASE, LABEL_PHASE_DEAD
 from certctl_operator.cli.output import format_time, parse_time
 
 EXPIRING_WITHIN = timedelta(days=30)
-DEAD_LABEL = "certctl.io/phase"
-DEAD_LABEL_VALUE = "dead"
 
 
 class CertificateState(StrEnum):
@@ -168,7 +167,7 @@ class DeadLetter:
 def notification_phase(body: Mapping[str, Any]) -> str:
     """Dead, Failed, Pending or Sent; the dead-letter label wins over the status."""
     labels = (body.get("metadata") or {}).get("labels") or {}
-    if labels.get(DEAD_LABEL) == DEAD_LABEL_VALUE:
+    if labels.get(LABEL_PHASE) == LABEL_PHASE_DEAD:
         return "Dead"
     phase = _status(body).get("phase")
     return str(phase) if phase in NOTIFICATION_PHASES else "Pending"

@@ -18,7 +18,6 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from certctl_operator.acme.http01_solver import (
-    SOLVER_LABEL,
     SolverOwner,
     SolverPodSettings,
     pod_name,
@@ -27,6 +26,7 @@ from certctl_operator.acme.http01_solver import (
     solver_service,
 )
 from certctl_operator.api.issuer import ACMEHTTP01SolverPod
+from certctl_operator.api.metadata_keys import LABEL_ACME_HTTP01_SOLVER
 
 logger = logging.getLogger("certctl.acme")
 
@@ -97,7 +97,7 @@ class SolverPods:
         namespace = self.owner.namespace
         wanted = pod_name(self.owner.name, identifier, token)
         # A Pod of an earlier challenge for this name would answer through the same Service.
-        selector = f"{SOLVER_LABEL}={service_name(self.owner.name, identifier)}"
+        selector = f"{LABEL_ACME_HTTP01_SOLVER}={service_name(self.owner.name, identifier)}"
         existing = await self.core.list_namespaced_pod(namespace, label_selector=selector)
         for item in existing.items:
             if item.metadata.name != wanted:

@@ -29,6 +29,15 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from certctl_operator import API_GROUP, API_VERSION
 from certctl_operator.api import IssuerStatus
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_CA_FINGERPRINT,
+    ANNOTATION_CRL_NUMBER,
+    ANNOTATION_CRL_SIZE,
+    ANNOTATION_NEXT_UPDATE,
+    ANNOTATION_THIS_UPDATE,
+    LABEL_ISSUER_KIND,
+    LABEL_ISSUER_NAME,
+)
 from certctl_operator.durations import parse_duration
 from certctl_operator.logs import object_extra
 from certctl_operator.pki import (
@@ -59,21 +68,14 @@ from .revocation_store import (
     read_archive,
     read_issued,
     retry_on_conflict,
-    secret_text,
 )
+from .secrets import read_secret
 
 logger = logging.getLogger("certctl.crl")
 
 CRL_DATA_KEY = "ca.crl"
-CRL_NUMBER_ANNOTATION = f"{API_GROUP}/crl-number"
-CA_FINGERPRINT_ANNOTATION = f"{API_GROUP}/ca-fingerprint"
-THIS_UPDATE_ANNOTATION = f"{API_GROUP}/this-update"
-NEXT_UPDATE_ANNOTATION = f"{API_GROUP}/next-update"
-CRL_SIZE_ANNOTATION = f"{API_GROUP}/crl-size"
 MAX_CONFIGMAP_CRL_BYTES = 1_000_000
 """The largest CRL PEM the ConfigMap holds: its data is limited to 1 MiB."""
-ISSUER_NAME_LABEL = f"{API_GROUP}/issuer-name"
-ISSUER_KIND_LABEL = f"{API_GROUP}/issuer-kind"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "certctl-operator"}
 
 RESPONDER_VALIDITY = timedelta(days=30)
@@ -158,14 +160,14 @@ def _owner_reference(issuer_body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _labels(key: IssuerKey) -> dict[str, str]:
-    return {**MANAGED_BY, ISSUER_NAME_LABEL: key.name[:63], ISSUER_KIND_LABEL: key.kind.value}
+    return {**MANAGED_BY, LABEL_ISSUER_NAME: key.name[:63], LABEL_ISSUER_KIND: key.kind.value}
 
 
 def published_marker(configmap: Any) -> tuple[int, str] | None:
     """(CRL number, CA fingerprint) of the CRL a ConfigMap stands for, with or without its data."""
     annotations = getattr(configmap.metadata, "annotations", None) or {}
     try:
-        return int(annotations[CRL_NUMBER_ANNOTATION]), annotations.get(CA_FINGERPRINT_ANNOTATION, "")
+        return int(annotations[ANNOTATION_CRL_NUMBER]), annotations.get(ANNOTATION_CA_FINGERPRINT, "")
     except (KeyError, ValueError):
         return None
 
@@ -179,13 +181,13 @@ def published_from_configmap(configmap: Any) -> PublishedCRL | None:
         return None
     try:
         der = crl_pem_to_der(pem)
-        number = int(annotations.get(CRL_NUMBER_ANNOTATION, "-1"))
-        this_update = datetime.fromisoformat(annotations[THIS_UPDATE_ANNOTATION].replace("Z", "+00:00"))
-        next_text = annotations.get(NEXT_UPDATE_ANNOTATION)
+        number = int(annotations.get(ANNOTATION_CRL_NUMBER, "-1"))
+        this_update = datetime.fromisoformat(annotations[ANNOTATION_THIS_UPDATE].replace("Z", "+00:00"))
+        next_text = annotations.get(ANNOTATION_NEXT_UPDATE)
         next_update = datetime.fromisoformat(next_text.replace("Z", "+00:00")) if next_text else None
     except (ValueError, KeyError):
         return None
-    return PublishedCRL(der, number, this_update, next_update, annotations.get(CA_FINGERPRINT_ANNOTATION, ""))
+    return PublishedCRL(der, number, this_update, next_update, annotations.get(ANNOTATION_CA_FINGERPRINT, ""))
 
 
 async def read_published_crl(api: Any, settings: Settings, key: IssuerKey) -> PublishedCRL | None:
@@ -257,11 +259,11 @@ async def publish_crl(
         published = PublishedCRL(signed, state.number, state.this_update, state.next_update, fingerprint)
         pem = crl_der_to_pem(signed)
         annotations = {
-            CRL_NUMBER_ANNOTATION: str(state.number),
-            CA_FINGERPRINT_ANNOTATION: fingerprint,
-            THIS_UPDATE_ANNOTATION: _stamp(state.this_update),
-            NEXT_UPDATE_ANNOTATION: _stamp(state.next_update),
-            CRL_SIZE_ANNOTATION: str(len(signed)),
+            ANNOTATION_CRL_NUMBER: str(state.number),
+            ANNOTATION_CA_FINGERPRINT: fingerprint,
+            ANNOTATION_THIS_UPDATE: _stamp(state.this_update),
+            ANNOTATION_NEXT_UPDATE: _stamp(state.next_update),
+            ANNOTATION_CRL_SIZE: str(len(signed)),
         }
         metadata: dict[str, Any] = {
             "name": name,
@@ -334,14 +336,9 @@ async def ensure_ocsp_responder(
     core: Any = client.CoreV1Api(api)
 
     async def attempt() -> ResponderState:
-        try:
-            secret = await core.read_namespaced_secret(name, namespace)
-        except ApiException as error:
-            if error.status != 404:
-                raise
-            secret = None
+        secret = await read_secret(api, namespace=namespace, name=name)
         if secret is not None:
-            certificate_pem, key_pem = secret_text(secret, "tls.crt"), secret_text(secret, "tls.key")
+            certificate_pem, key_pem = secret.text("tls.crt"), secret.text("tls.key")
             if certificate_pem and key_pem:
                 try:
                     loaded = load_ocsp_responder(certificate_pem, key_pem, authority, now)
@@ -380,7 +377,7 @@ async def ensure_ocsp_responder(
         if secret is None:
             await core.create_namespaced_secret(namespace, body)
         else:
-            metadata["resourceVersion"] = secret.metadata.resource_version
+            metadata["resourceVersion"] = secret.resource_version
             await core.replace_namespaced_secret(name, namespace, body)
         logger.info(
             "issued the OCSP responder certificate of issuer %s (serial %x, valid until %s)",
@@ -440,15 +437,10 @@ async def read_responder(
     api: Any, settings: Settings, key: IssuerKey, authority: SigningAuthority, now: datetime
 ) -> OCSPResponder | None:
     """The delegated responder in the issuer's Secret, when there is a valid one."""
-    try:
-        secret = await client.CoreV1Api(api).read_namespaced_secret(
-            responder_secret_name(key), pki_namespace(key, settings)
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    certificate_pem, key_pem = secret_text(secret, "tls.crt"), secret_text(secret, "tls.key")
+    secret = await read_secret(api, namespace=pki_namespace(key, settings), name=responder_secret_name(key))
+    if secret is None:
+        return None
+    certificate_pem, key_pem = secret.text("tls.crt"), secret.text("tls.key")
     if not certificate_pem or not key_pem:
         return None
     try:

@@ -21,9 +21,6 @@ from certctl_operator.logs import object_extra
 logger = logging.getLogger("certctl.notifications")
 
 # Labels that tie an event to what caused it, so they can be listed and cleaned up.
-LABEL_CERTIFICATE = f"{API_GROUP}/certificate"
-LABEL_EVENT_TYPE = f"{API_GROUP}/event-type"
-LABEL_CHANNEL = f"{API_GROUP}/channel"
 
 
 async def ensure_notification_event(

@@ -57,7 +57,6 @@ ownerReference names another uid) counts as empty and is overwritten.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -80,6 +79,14 @@ from certctl_operator.api import (
     set_condition,
     status_patch,
 )
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_ISSUER_KIND,
+    ANNOTATION_ISSUER_NAME,
+    ANNOTATION_RENEW,
+    ANNOTATION_SERIAL_NUMBER,
+)
+from certctl_operator.kube.objects import get_object, patch_metadata, patch_status
+from certctl_operator.kube.secrets import read_secret
 from certctl_operator.logs import object_extra
 from certctl_operator.pki import PKIError, SigningAuthority, load_signing_authority
 from certctl_operator.policy.renewal import object_name
@@ -109,11 +116,6 @@ from certctl_operator.settings import Settings
 logger = logging.getLogger("certctl.revocation")
 
 MERGE_PATCH = "application/merge-patch+json"
-RENEW_ANNOTATION = f"{API_GROUP}/renew"
-SERIAL_ANNOTATION = f"{API_GROUP}/serial-number"
-REVISION_ANNOTATION = f"{API_GROUP}/revision"
-ISSUER_NAME_ANNOTATION = f"{API_GROUP}/issuer-name"
-ISSUER_KIND_ANNOTATION = f"{API_GROUP}/issuer-kind"
 CONFLICT_ATTEMPTS = 10
 MAX_REVOKED_SERIALS_ON_CERTIFICATE = 1000
 
@@ -151,10 +153,6 @@ async def retry_on_conflict(
     raise ConflictRetriesExhausted(f"{what}: still conflicting after {CONFLICT_ATTEMPTS} attempts")
 
 
-def _custom(api: Any) -> Any:
-    return client.CustomObjectsApi(api)
-
-
 def _core(api: Any) -> Any:
     return client.CoreV1Api(api)
 
@@ -173,44 +171,21 @@ def pki_namespace(key: IssuerKey, settings: Settings) -> str:
 
 async def get_issuer(api: Any, key: IssuerKey) -> dict[str, Any] | None:
     """The issuer object, or None when it does not exist."""
-    try:
-        if key.cluster:
-            body = await _custom(api).get_cluster_custom_object(
-                API_GROUP, API_VERSION, ClusterIssuer.PLURAL, key.name
-            )
-        else:
-            body = await _custom(api).get_namespaced_custom_object(
-                API_GROUP, API_VERSION, key.namespace, Issuer.PLURAL, key.name
-            )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return dict(body)
+    return await get_object(api, issuer_class(key).PLURAL, namespace=key.namespace, name=key.name)
 
 
-async def patch_issuer_status(api: Any, key: IssuerKey, patch: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge-patch the issuer's status; ``patch`` may carry metadata.resourceVersion as a guard."""
-    if key.cluster:
-        body = await _custom(api).patch_cluster_custom_object_status(
-            API_GROUP, API_VERSION, ClusterIssuer.PLURAL, key.name, dict(patch), _content_type=MERGE_PATCH
-        )
-    else:
-        body = await _custom(api).patch_namespaced_custom_object_status(
-            API_GROUP,
-            API_VERSION,
-            key.namespace,
-            Issuer.PLURAL,
-            key.name,
-            dict(patch),
-            _content_type=MERGE_PATCH,
-        )
-    return dict(body)
-
-
-def guarded(resource_version: str, status_fields: Mapping[str, Any]) -> dict[str, Any]:
-    """A merge patch of ``status_fields`` that the API server applies only at ``resource_version``."""
-    return {"metadata": {"resourceVersion": resource_version}, "status": dict(status_fields)}
+async def patch_issuer_status(
+    api: Any, key: IssuerKey, body: Mapping[str, Any], status: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Merge-patch the issuer's status, applied only if it is still the version of ``body``."""
+    return await patch_status(
+        api,
+        issuer_class(key).PLURAL,
+        namespace=key.namespace,
+        name=key.name,
+        status=status,
+        resource_version=body["metadata"]["resourceVersion"],
+    )
 
 
 @dataclass(frozen=True)
@@ -218,27 +193,6 @@ class CAKeyPair:
     authority: SigningAuthority | None
     problem: str | None
     version: str | None
-
-
-async def read_secret(api: Any, namespace: str, name: str) -> Any | None:
-    """A Secret (the client's V1Secret), or None when it does not exist."""
-    try:
-        return await _core(api).read_namespaced_secret(name, namespace)
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-
-
-def secret_text(secret: Any, key: str) -> str | None:
-    data = getattr(secret, "data", None) or {}
-    value = data.get(key)
-    if not value:
-        return None
-    try:
-        return base64.b64decode(value).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 async def load_ca(
@@ -258,18 +212,18 @@ async def load_ca(
         return CAKeyPair(None, "the issuer is not a ca issuer", None)
     namespace = pki_namespace(key, settings)
     secret_name = issuer.spec.ca.secret_name
-    secret = await read_secret(api, namespace, secret_name)
+    secret = await read_secret(api, namespace=namespace, name=secret_name)
     if secret is None:
         return CAKeyPair(None, f"the CA Secret {namespace}/{secret_name} does not exist", None)
-    version = secret.metadata.resource_version
+    version = secret.resource_version
     if cached[0] == version and cached[1] is not None and now <= cached[1].not_after:
         return CAKeyPair(cached[1], None, version)
-    certificate_pem, key_pem = secret_text(secret, "tls.crt"), secret_text(secret, "tls.key")
+    certificate_pem, key_pem = secret.text("tls.crt"), secret.text("tls.key")
     if not certificate_pem or not key_pem:
         return CAKeyPair(None, f"the CA Secret {namespace}/{secret_name} lacks tls.crt or tls.key", version)
     try:
         authority = load_signing_authority(
-            certificate_pem, key_pem, now, ca_certificate_pem=secret_text(secret, "ca.crt")
+            certificate_pem, key_pem, now, ca_certificate_pem=secret.text("ca.crt")
         )
     except PKIError as error:
         return CAKeyPair(None, f"{error.reason}: {error.message}", version)
@@ -332,8 +286,7 @@ async def record_revocation(
             return Recorded(listed.as_revoked_certificate(), False, body, None)
         validity, refresh = crl_timing(issuer)
         state = next_crl(issuer.status, now(), validity, refresh, add=entry, floor=floor())
-        patch = guarded(body["metadata"]["resourceVersion"], state.status_fields())
-        written = await patch_issuer_status(api, key, patch)
+        written = await patch_issuer_status(api, key, body, state.status_fields())
         assert state.added is not None
         return Recorded(state.added, True, written, state)
 
@@ -375,9 +328,7 @@ async def advance_crl(
             return body, None
         validity, refresh = crl_timing(issuer)
         state = next_crl(issuer.status, now(), validity, refresh, floor=floor())
-        written = await patch_issuer_status(
-            api, key, guarded(body["metadata"]["resourceVersion"], state.status_fields())
-        )
+        written = await patch_issuer_status(api, key, body, state.status_fields())
         return written, state
 
     return await retry_on_conflict(
@@ -508,8 +459,8 @@ async def write_shard(
         "namespace": pki_namespace(key, settings),
         "labels": {
             "app.kubernetes.io/managed-by": "certctl-operator",
-            ISSUER_NAME_ANNOTATION: key.name[:63],
-            ISSUER_KIND_ANNOTATION: key.kind.value,
+            ANNOTATION_ISSUER_NAME: key.name[:63],
+            ANNOTATION_ISSUER_KIND: key.kind.value,
         },
     }
     issuer_metadata = issuer_body.get("metadata") or {}
@@ -562,12 +513,7 @@ async def archive_journal(
                 )
         generation = (issuer.status.revocation_archive_generation or 0) + 1
         await patch_issuer_status(
-            api,
-            key,
-            guarded(
-                body["metadata"]["resourceVersion"],
-                {"revokedCertificates": [], "revocationArchiveGeneration": generation},
-            ),
+            api, key, body, {"revokedCertificates": [], "revocationArchiveGeneration": generation}
         )
         logger.info(
             "moved %d revocations of issuer %s to its revocation-list ConfigMaps (generation %d)",
@@ -750,18 +696,6 @@ class IssuerGone(Exception):
 # --------------------------------------------------------------------------- certificates
 
 
-async def get_certificate(api: Any, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        body = await _custom(api).get_namespaced_custom_object(
-            API_GROUP, API_VERSION, namespace, ManagedCertificate.PLURAL, name
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return dict(body)
-
-
 async def mark_certificate_revoked(
     api: Any, namespace: str, name: str, serial: str, message: str, now: Callable[[], datetime]
 ) -> dict[str, Any] | None:
@@ -777,7 +711,7 @@ async def mark_certificate_revoked(
     read: dict[str, Any] = {}
 
     async def attempt() -> dict[str, Any] | None:
-        body = read["body"] = await get_certificate(api, namespace, name)
+        body = read["body"] = await get_object(api, ManagedCertificate.PLURAL, namespace=namespace, name=name)
         if body is None:
             return None
         certificate = ManagedCertificate.from_body(body)
@@ -802,16 +736,14 @@ async def mark_certificate_revoked(
         patch = status_patch(before, after)
         if not patch:
             return None
-        written = await _custom(api).patch_namespaced_custom_object_status(
-            API_GROUP,
-            API_VERSION,
-            namespace,
+        return await patch_status(
+            api,
             ManagedCertificate.PLURAL,
-            name,
-            guarded(body["metadata"]["resourceVersion"], patch),
-            _content_type=MERGE_PATCH,
+            namespace=namespace,
+            name=name,
+            status=patch,
+            resource_version=body["metadata"]["resourceVersion"],
         )
-        return dict(written)
 
     return await retry_on_conflict(
         attempt, f"marking ManagedCertificate {namespace}/{name} revoked", lambda: read.get("body")
@@ -834,54 +766,27 @@ async def request_reissue(api: Any, namespace: str, name: str, serial: str) -> b
     """
     wanted = normalize_serial(serial)
     value = f"revoked-{wanted}"
-    body = await get_certificate(api, namespace, name)
+    body = await get_object(api, ManagedCertificate.PLURAL, namespace=namespace, name=name)
     if body is None:
         return False
     annotations = (body.get("metadata") or {}).get("annotations") or {}
-    if annotations.get(RENEW_ANNOTATION) == value:
+    if annotations.get(ANNOTATION_RENEW) == value:
         return False
     current = (body.get("status") or {}).get("serialNumber")
     if not (current and _same_serial(current, wanted)):
         secret_name = (body.get("spec") or {}).get("secretName")
-        secret = await read_secret(api, namespace, secret_name) if secret_name else None
-        in_secret = ((secret.metadata.annotations or {}) if secret is not None else {}).get(SERIAL_ANNOTATION)
+        secret = await read_secret(api, namespace=namespace, name=secret_name) if secret_name else None
+        in_secret = secret.annotations.get(ANNOTATION_SERIAL_NUMBER) if secret is not None else None
         if not (in_secret and _same_serial(in_secret, wanted)):
             return False
-    patch = {"metadata": {"annotations": {RENEW_ANNOTATION: value}}}
-    await _custom(api).patch_namespaced_custom_object(
-        API_GROUP, API_VERSION, namespace, ManagedCertificate.PLURAL, name, patch, _content_type=MERGE_PATCH
+    await patch_metadata(
+        api,
+        ManagedCertificate.PLURAL,
+        namespace=namespace,
+        name=name,
+        metadata={"annotations": {ANNOTATION_RENEW: value}},
     )
     return True
-
-
-# --------------------------------------------------------------------------- revocations
-
-
-async def patch_revocation_status(
-    api: Any, namespace: str, name: str, patch: Mapping[str, Any]
-) -> dict[str, Any]:
-    body = await _custom(api).patch_namespaced_custom_object_status(
-        API_GROUP,
-        API_VERSION,
-        namespace,
-        "revocations",
-        name,
-        {"status": dict(patch)},
-        _content_type=MERGE_PATCH,
-    )
-    return dict(body)
-
-
-async def get_revocation(api: Any, namespace: str, name: str) -> dict[str, Any] | None:
-    try:
-        body = await _custom(api).get_namespaced_custom_object(
-            API_GROUP, API_VERSION, namespace, "revocations", name
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return dict(body)
 
 
 def issuer_kind_of(value: str | None) -> IssuerKind:

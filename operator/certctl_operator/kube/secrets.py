@@ -144,7 +144,7 @@ async def _as_json(call: Callable[..., Awaitable[Any]], *args: Any, **kwargs: An
     return result
 
 
-async def read_secret(api: Any, namespace: str, name: str) -> StoredSecret | None:
+async def read_secret(api: Any, *, namespace: str, name: str) -> StoredSecret | None:
     """The Secret ``namespace/name``, or None when it does not exist."""
     try:
         secret = await _as_json(client.CoreV1Api(api).read_namespaced_secret, name, namespace)

@@ -45,6 +45,16 @@ class SecretSnapshot:
     resource_version: str | None = None
     uid: str | None = None
 
+    def text(self, key: str) -> str | None:
+        """``data[key]`` as UTF-8 text (a PEM), or None when missing, empty or not text."""
+        value = self.data.get(key)
+        if not value:
+            return None
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
 
 @dataclass(frozen=True)
 class IssuerCheck:

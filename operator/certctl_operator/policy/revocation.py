@@ -44,14 +44,13 @@ from certctl_operator.api import (
     RevocationReason,
     RevokedCertificate,
 )
+from certctl_operator.api.metadata_keys import ANNOTATION_REQUESTED_BY
 from certctl_operator.policy.backoff import backoff_delay
 from certctl_operator.policy.clock import require_aware
 
 CLUSTER_SEGMENT = "_cluster"
 """Path segment that stands for a ClusterIssuer where an Issuer has its namespace."""
 
-REQUESTED_BY_ANNOTATION = "certctl.io/requested-by"
-"""Annotation a person or pipeline may set on a Revocation to say who asked for it."""
 
 MAX_JOURNAL_ENTRIES = 4000
 """The most entries the journal in an issuer's status takes.
@@ -171,7 +170,7 @@ def requested_by(metadata: Mapping[str, Any]) -> tuple[str | None, RequestedBySo
     ``argocd-controller``...). Neither is an authenticated identity.
     """
     annotations = metadata.get("annotations") or {}
-    stated = str(annotations.get(REQUESTED_BY_ANNOTATION, "")).strip()
+    stated = str(annotations.get(ANNOTATION_REQUESTED_BY, "")).strip()
     if stated:
         return stated[:512], RequestedBySource.ANNOTATION
     entries = [e for e in metadata.get("managedFields") or [] if isinstance(e, Mapping) and e.get("manager")]

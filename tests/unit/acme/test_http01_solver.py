@@ -13,7 +13,6 @@ from pydantic import ValidationError
 
 from certctl_operator.acme.http01_server import make_server
 from certctl_operator.acme.http01_solver import (
-    SOLVER_LABEL,
     SolverOwner,
     SolverPodSettings,
     pod_name,
@@ -22,6 +21,7 @@ from certctl_operator.acme.http01_solver import (
     solver_service,
 )
 from certctl_operator.api.issuer import ACMEHTTP01SolverPod, ACMESolver
+from certctl_operator.api.metadata_keys import LABEL_ACME_HTTP01_SOLVER
 from certctl_operator.entrypoint import build_parser
 from certctl_operator.settings import Settings
 
@@ -93,8 +93,8 @@ def test_pod_meets_the_restricted_pod_security_standard() -> None:
 def test_service_selects_exactly_the_solver_pod_of_its_name() -> None:
     pod = solver_pod(OWNER, "www.example.com", TOKEN, KEY_AUTHORIZATION, DEFAULTS)
     service = solver_service(OWNER, "www.example.com", DEFAULTS)
-    assert service["spec"]["selector"] == {SOLVER_LABEL: service["metadata"]["name"]}
-    assert pod["metadata"]["labels"][SOLVER_LABEL] == service["metadata"]["name"]
+    assert service["spec"]["selector"] == {LABEL_ACME_HTTP01_SOLVER: service["metadata"]["name"]}
+    assert pod["metadata"]["labels"][LABEL_ACME_HTTP01_SOLVER] == service["metadata"]["name"]
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
     assert service["spec"]["type"] == "ClusterIP"
     for obj in (pod, service):

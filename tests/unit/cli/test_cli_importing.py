@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from certctl_operator.api import IssuerSpec, ManagedCertificateSpec
-from certctl_operator.cli.importing import IMPORTED_FROM_ANNOTATION, Conversion, convert
+from certctl_operator.api.metadata_keys import ANNOTATION_IMPORTED_FROM
+from certctl_operator.cli.importing import Conversion, convert
 
 # Shapes of the examples in cert-manager's documentation (usage/certificate, configuration/ca,
 # configuration/selfsigned, configuration/acme).
@@ -96,7 +97,7 @@ def test_certificate_fields_that_certctl_has_are_copied() -> None:
     assert managed["kind"] == "ManagedCertificate"
     assert managed["metadata"]["name"] == "example-com"
     assert managed["metadata"]["namespace"] == "sandbox"
-    assert managed["metadata"]["annotations"][IMPORTED_FROM_ANNOTATION] == "Certificate sandbox/example-com"
+    assert managed["metadata"]["annotations"][ANNOTATION_IMPORTED_FROM] == "Certificate sandbox/example-com"
     spec = managed["spec"]
     assert spec == {
         "secretName": "example-com-tls",
