@@ -4,13 +4,13 @@ Nothing in this package talks to Kubernetes or the network, and nothing reads
 the clock: every function takes ``now`` from its caller.
 """
 
+from certctl_operator.api.notification import DeliveryPhase
 from certctl_operator.policy.backoff import backoff_delay
 from certctl_operator.policy.notification import (
     Attempt,
     AttemptOutcome,
-    Condition,
+    ConditionFields,
     DeliveryError,
-    DeliveryPhase,
     DeliveryState,
     ErrorKind,
     InvalidTransition,
@@ -42,7 +42,7 @@ __all__ = [
     "DEFAULT_EXPIRY_THRESHOLDS",
     "Attempt",
     "AttemptOutcome",
-    "Condition",
+    "ConditionFields",
     "DeliveryError",
     "DeliveryPhase",
     "DeliveryState",

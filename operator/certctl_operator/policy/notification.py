@@ -47,6 +47,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
+from certctl_operator.api.notification import DeliveryPhase
 from certctl_operator.policy.backoff import backoff_delay
 from certctl_operator.policy.clock import format_rfc3339, require_aware
 
@@ -69,15 +70,6 @@ REASON_RETRY_SCHEDULED = "RetryScheduled"
 REASON_RETRIES_EXHAUSTED = "RetriesExhausted"
 REASON_CHANNEL_NOT_FOUND = "ChannelNotFound"
 REASON_WITHIN_BUDGET = "WithinRetryBudget"
-
-
-class DeliveryPhase(StrEnum):
-    """Where a notification stands; the values are what ``status.phase`` shows."""
-
-    PENDING = "Pending"
-    SENT = "Sent"
-    FAILED = "Failed"
-    DEAD = "Dead"
 
 
 class ErrorKind(StrEnum):
@@ -216,7 +208,7 @@ class InvalidTransition(ValueError):
     """An attempt outcome was applied to an event that takes no attempts."""
 
 
-class Condition(NamedTuple):
+class ConditionFields(NamedTuple):
     """A status condition as ``(type, status, reason, message)``."""
 
     type: str
@@ -405,7 +397,7 @@ def phase_label(state: DeliveryState) -> str:
 
 def delivery_conditions(
     state: DeliveryState, policy: RetryPolicy | None = None
-) -> tuple[Condition, Condition]:
+) -> tuple[ConditionFields, ConditionFields]:
     """The ``Delivered`` and ``DeadLetter`` conditions describing ``state``."""
     policy = policy or RetryPolicy()
     budget = policy.max_attempts
@@ -413,22 +405,22 @@ def delivery_conditions(
     if phase is DeliveryPhase.SENT and state.reason == REASON_CHANNEL_NOT_FOUND:
         detail = state.last_error or "channel not found; closed without delivery"
         return (
-            Condition(CONDITION_DELIVERED, "False", REASON_CHANNEL_NOT_FOUND, detail),
-            Condition(CONDITION_DEAD_LETTER, "False", REASON_CHANNEL_NOT_FOUND, detail),
+            ConditionFields(CONDITION_DELIVERED, "False", REASON_CHANNEL_NOT_FOUND, detail),
+            ConditionFields(CONDITION_DEAD_LETTER, "False", REASON_CHANNEL_NOT_FOUND, detail),
         )
     if phase is DeliveryPhase.SENT:
         when = f" at {format_rfc3339(state.sent_at)}" if state.sent_at else ""
         message = f"delivered on attempt {state.retry_count + 1}{when}"
         return (
-            Condition(CONDITION_DELIVERED, "True", REASON_DELIVERED, message),
-            Condition(CONDITION_DEAD_LETTER, "False", REASON_DELIVERED, message),
+            ConditionFields(CONDITION_DELIVERED, "True", REASON_DELIVERED, message),
+            ConditionFields(CONDITION_DEAD_LETTER, "False", REASON_DELIVERED, message),
         )
     if phase is DeliveryPhase.DEAD:
         last = state.last_error or "unknown"
         message = f"{state.retry_count} of {budget} attempts failed; last error: {last}"
         return (
-            Condition(CONDITION_DELIVERED, "False", REASON_RETRIES_EXHAUSTED, message),
-            Condition(
+            ConditionFields(CONDITION_DELIVERED, "False", REASON_RETRIES_EXHAUSTED, message),
+            ConditionFields(
                 CONDITION_DEAD_LETTER,
                 "True",
                 REASON_RETRIES_EXHAUSTED,
@@ -442,12 +434,12 @@ def delivery_conditions(
             f"next attempt at {when}"
         )
         return (
-            Condition(CONDITION_DELIVERED, "False", REASON_RETRY_SCHEDULED, message),
-            Condition(CONDITION_DEAD_LETTER, "False", REASON_WITHIN_BUDGET, message),
+            ConditionFields(CONDITION_DELIVERED, "False", REASON_RETRY_SCHEDULED, message),
+            ConditionFields(CONDITION_DEAD_LETTER, "False", REASON_WITHIN_BUDGET, message),
         )
     reason = REASON_REQUEUED if state.reason == REASON_REQUEUED else REASON_PENDING
     message = "requeued; waiting for delivery" if reason == REASON_REQUEUED else "waiting for delivery"
     return (
-        Condition(CONDITION_DELIVERED, "False", reason, message),
-        Condition(CONDITION_DEAD_LETTER, "False", REASON_WITHIN_BUDGET, message),
+        ConditionFields(CONDITION_DELIVERED, "False", reason, message),
+        ConditionFields(CONDITION_DEAD_LETTER, "False", REASON_WITHIN_BUDGET, message),
     )
