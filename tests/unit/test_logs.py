@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from certctl_operator.handlers.issuance_runtime import CERTIFICATE, Key
+from certctl_operator.controllers.issuance import CERTIFICATE, Key
 from certctl_operator.logs import configure_logging, object_extra, object_logger, object_ref
 from certctl_operator.workqueue import WorkQueue
 
