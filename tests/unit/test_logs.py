@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from certctl_operator.handlers.issuance_runtime import CERTIFICATE, Key
+from certctl_operator.controllers.issuance import CERTIFICATE, Key
 from certctl_operator.log_setup import configure_logging
 from certctl_operator.logs import object_extra, object_logger, object_ref
 from certctl_operator.workqueue import WorkQueue

@@ -4,9 +4,11 @@ Importing this package registers every controller with Kopf's default registry.
 """
 
 from certctl_operator.controllers import lifecycle  # noqa: F401
+
+# isort: split
+# After lifecycle: Kopf runs start-up and clean-up handlers in the order they were registered.
+from certctl_operator.controllers import acme, certificates, issuers  # noqa: F401
 from certctl_operator.handlers import (  # noqa: F401
-    certificates,
-    issuers,
     notifications,
     revocations,
 )

@@ -9,8 +9,8 @@ import pytest
 
 from certctl_operator.api import IssuerSpec
 from certctl_operator.context import OperatorContext
-from certctl_operator.handlers import issuance_runtime
-from certctl_operator.handlers.issuance_runtime import CERTIFICATE, ISSUER, IssuanceRuntime, Key
+from certctl_operator.controllers import issuance
+from certctl_operator.controllers.issuance import CERTIFICATE, ISSUER, IssuanceRuntime, Key
 from certctl_operator.kube.secrets import StoredSecret
 from certctl_operator.policy.issuance import LABEL_MANAGED_BY_CERTIFICATE
 from certctl_operator.policy.issuers import IssuerCheck
@@ -57,7 +57,7 @@ def test_kept_bodies_leave_managed_fields_out_and_the_watch_event_untouched() ->
     fields = [{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {}}}]
     event_object = {**body("10"), "spec": {"secretName": "web-tls"}}
     event_object["metadata"]["managedFields"] = fields
-    kept = issuance_runtime.watched_body(event_object)
+    kept = issuance.watched_body(event_object)
     assert "managedFields" not in kept["metadata"] and kept["spec"] == {"secretName": "web-tls"}
     assert kept["metadata"]["resourceVersion"] == "10"
     assert event_object["metadata"]["managedFields"] is fields  # Kopf's copy is not changed
@@ -88,9 +88,9 @@ async def test_the_ca_verdict_holds_while_the_watch_of_the_ca_secret_saw_no_chan
     def evaluate(spec: Any, ca_secret: Any, now: Any) -> IssuerCheck:
         return IssuerCheck(False, "NotFound", "no CA Secret")
 
-    monkeypatch.setattr(issuance_runtime, "secret_watcher", lambda context: Watcher())
-    monkeypatch.setattr(issuance_runtime, "read_secret", read_secret)
-    monkeypatch.setattr(issuance_runtime, "evaluate_issuer", evaluate)
+    monkeypatch.setattr(issuance, "secret_watcher", lambda context: Watcher())
+    monkeypatch.setattr(issuance, "read_secret", read_secret)
+    monkeypatch.setattr(issuance, "evaluate_issuer", evaluate)
 
     await rt.issuer_check(key, spec, fresh=True)
     await rt.issuer_check(key, spec, fresh=True)

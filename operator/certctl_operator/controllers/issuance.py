@@ -1,4 +1,8 @@
-"""State shared by the certificate and issuer reconcilers, and their one work queue.
+"""The issuance runtime: state shared by the certificate and issuer controllers, and their one work queue.
+
+It holds the object keys, the watched bodies and indexes both controllers
+read, the ``reconciler`` registry the queue dispatches to, and the start-up
+and clean-up of the queue.
 
 Kopf is used for what it does well: watching. ``@kopf.on.event`` handlers
 for ManagedCertificates, Issuers, ClusterIssuers and the operator's own
@@ -31,7 +35,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 import kopf
@@ -43,6 +47,7 @@ from certctl_operator.context import OperatorContext
 from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.secret_watch import secret_watcher
 from certctl_operator.kube.secrets import StoredSecret, read_secret
+from certctl_operator.policy.clock import utc_now
 from certctl_operator.policy.issuance import (
     LABEL_MANAGED_BY_CERTIFICATE,
     IssuerView,
@@ -187,7 +192,7 @@ class IssuanceRuntime:
 
     @staticmethod
     def now() -> datetime:
-        return datetime.now(UTC)
+        return utc_now()
 
     async def off_loop(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run CPU-bound crypto (parsing keys, signing) on the crypto pool, not on the event loop."""
@@ -451,13 +456,6 @@ async def stop_issuance(memo: Any, **_: Any) -> None:
         await found.queue.stop()
 
 
-def next_check(now: datetime, interval: timedelta, limit: datetime | None) -> datetime:
-    when = now + interval
-    if limit is not None and limit > now:
-        when = min(when, limit + timedelta(seconds=1))
-    return when
-
-
 def watched_body(raw: Mapping[str, Any]) -> dict[str, Any]:
     """A watch event's object as kept in :attr:`IssuanceRuntime.certificate_bodies`.
 
@@ -479,7 +477,6 @@ __all__ = [
     "Key",
     "issuer_key",
     "key_of",
-    "next_check",
     "reconciler",
     "runtime",
     "watched_body",

@@ -1,0 +1,345 @@
+"""Carrying out a ManagedCertificate's decision: issue, adopt, fail, and keep the Secret's metadata.
+
+* **Issue**: sign (or order from an ACME CA), write the Secret (annotated
+  with the revision and serial it holds), announce it, then record it in the
+  status.
+* **Adopt**: a Secret one revision ahead of the status was written by an
+  operator that died before recording it: record it, do not issue again.
+* **Fail** (and **Conflict**): the status says why and when the next attempt
+  is. A Secret that is not this certificate's to write (one the operator did
+  not write, or one another certificate holds) is left untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from certctl_operator.api import ManagedCertificate
+from certctl_operator.controllers.acme.issuing import is_acme, issue_acme
+from certctl_operator.controllers.certificates.announce import (
+    announce_expiry,
+    announce_failure,
+    announce_issuance,
+)
+from certctl_operator.controllers.certificates.writes import PLURAL, Conflict, finish
+from certctl_operator.controllers.issuance import IssuanceRuntime, Key, issuer_key
+from certctl_operator.handlers.pki_publishing import record_issued_serial
+from certctl_operator.kube.objects import get_object
+from certctl_operator.kube.secrets import apply_secret, create_secret, created_fields
+from certctl_operator.metrics import issuance_duration_seconds, issuance_failures_total, issuance_total
+from certctl_operator.pki import (
+    KeyAlgorithm,
+    PKIError,
+    generate_private_key,
+    generate_private_key_async,
+    issue_certificate,
+    planned_not_after,
+    private_key_to_pem,
+    random_serial,
+)
+from certctl_operator.policy.clock import format_rfc3339
+from certctl_operator.policy.issuance import (
+    CertificateFacts,
+    Decision,
+    Reason,
+    SecretExamination,
+    build_request,
+    desired_annotations,
+    desired_labels,
+    key_encoding_for,
+    key_spec_for,
+    metadata_differs,
+    name_constraint_violations,
+    other_owner,
+    ready_transition,
+    request_hash,
+    serial_hex,
+    status_after_failure,
+    status_after_issuance,
+)
+from certctl_operator.policy.issuers import SECRET_TYPE_TLS, SecretSnapshot
+
+logger = logging.getLogger("certctl.issuance")
+
+
+async def issue(
+    rt: IssuanceRuntime,
+    key: Key,
+    body: dict[str, Any],
+    cert: ManagedCertificate,
+    exam: SecretExamination,
+    secret: SecretSnapshot | None,
+    decision: Decision,
+) -> None:
+    started = time.monotonic()
+    namespace = key.namespace
+    spec = cert.spec
+    issuer_kind = spec.issuer_ref.kind.value
+    # Sign with what the issuer is now, not with a cached verdict.
+    issuer = await rt.issuer_view(spec.issuer_ref, namespace, fresh=True)
+    if not issuer.check.ready:
+        # An issuer that exists but cannot be read (an invalid stored spec) is not ready, not missing.
+        missing = issuer.check.reason == Reason.ISSUER_NOT_FOUND
+        reason = Reason.ISSUER_NOT_FOUND if missing else Reason.ISSUER_NOT_READY
+        await fail(rt, key, body, cert, decision, reason, issuer.check.message)
+        if issuer.found:
+            rt.queue.add(issuer_key(spec.issuer_ref, namespace))
+        return
+    request = build_request(spec, namespace, issuer, rt.settings.public_base_url)
+    if issuer.authority is not None:
+        authority = issuer.authority
+        forbidden = name_constraint_violations(request, [authority.certificate, *authority.chain])
+        if forbidden:
+            await fail(rt, key, body, cert, decision, Reason.NAME_CONSTRAINTS, "; ".join(forbidden))
+            return
+    key_spec = key_spec_for(spec)
+    encoding = key_encoding_for(spec)
+    signed_at = rt.now()
+    chosen_serial = random_serial()
+    # A CA issuer's serial is chosen first and recorded for OCSP while the key is generated and the
+    # certificate signed: the writes of the serials of reconciles waiting meanwhile are shared, and
+    # the serial is stored before the Secret is written, as always.
+    recording: asyncio.Future[None] | None = None
+    try:
+        if issuer.authority is not None and not is_acme(issuer):
+            recording = asyncio.ensure_future(
+                record_issued_serial(
+                    rt.context,
+                    spec.issuer_ref,
+                    namespace,
+                    serial_hex(chosen_serial),
+                    planned_not_after(request, issuer.authority, signed_at),
+                )
+            )
+        if not decision.new_key and exam.key is not None:
+            private_key = exam.key
+        elif key_spec.algorithm is KeyAlgorithm.RSA:
+            private_key = await generate_private_key_async(key_spec, rt.context.key_pool)
+        else:
+            # An elliptic-curve key takes well under a millisecond: less than a hop to another thread.
+            private_key = generate_private_key(key_spec)
+        if is_acme(issuer):
+            ordered = await issue_acme(rt, key, body, cert, issuer, private_key)
+            body, cert = ordered.body, ordered.cert
+            if ordered.issued is None:
+                await fail(rt, key, body, cert, decision, ordered.reason, ordered.message)
+                return
+            issued = ordered.issued
+        else:
+            issued = await rt.off_loop(
+                issue_certificate, request, private_key, issuer.authority, signed_at, chosen_serial
+            )
+        key_pem = private_key_to_pem(private_key, encoding)
+    except BaseException as error:
+        if recording is not None:
+            recording.cancel()
+            await asyncio.gather(recording, return_exceptions=True)
+        if not isinstance(error, PKIError):
+            raise
+        await fail(rt, key, body, cert, decision, Reason.ISSUANCE_FAILED, error.message)
+        return
+
+    assert decision.revision is not None
+    serial = serial_hex(issued.serial)
+    if recording is not None:
+        await recording
+    else:
+        await record_issued_serial(rt.context, spec.issuer_ref, namespace, serial, issued.not_after)
+    facts = CertificateFacts(
+        revision=decision.revision,
+        serial=serial,
+        fingerprint=issued.fingerprint_sha256.lower(),
+        not_before=issued.not_before,
+        not_after=issued.not_after,
+    )
+    annotations = desired_annotations(
+        cert,
+        revision=facts.revision,
+        serial=serial,
+        hash_=request_hash(request, key_spec, encoding, spec.issuer_ref),
+        renew_request=decision.renew_request,
+    )
+    contents: dict[str, Any] = {
+        "secret_type": SECRET_TYPE_TLS,
+        "labels": desired_labels(cert),
+        "annotations": annotations,
+        "data": {
+            "tls.crt": issued.full_chain_pem.encode("ascii"),
+            "tls.key": key_pem.encode("ascii"),
+            "ca.crt": issued.ca_pem.encode("ascii"),
+        },
+    }
+    try:
+        if secret is None:
+            # Create-only: a Secret that appeared meanwhile (another certificate naming it, its user)
+            # fails this with 409 and the next reconcile finds out whose it is.
+            written = await create_secret(rt.api, namespace, spec.secret_name, **contents)
+        else:
+            written = await apply_secret(
+                rt.api,
+                namespace,
+                spec.secret_name,
+                **contents,
+                resource_version=secret.resource_version,
+                hand_over=created_fields(secret),
+            )
+    except ApiException as error:
+        if error.status == 409:
+            raise Conflict from None
+        if error.status in (400, 403, 422):
+            await fail(
+                rt,
+                key,
+                body,
+                cert,
+                decision,
+                Reason.ISSUANCE_FAILED,
+                f"writing the Secret failed: {error.reason}",
+            )
+            return
+        raise
+    rt.own_secret_writes[(namespace, spec.secret_name)] = written.resource_version or ""
+    rt.secret_written((namespace, spec.secret_name), secret, written)
+    # Counted once the Secret holds it: a reconcile cut short after this adopts it, never issues again.
+    issuance_total.labels(issuer_kind=issuer_kind, result="success").inc()
+    issuance_duration_seconds.labels(issuer_kind=issuer_kind).observe(time.monotonic() - started)
+
+    await announce_issuance(rt, body, cert, facts, trigger=decision)
+    status = status_after_issuance(cert, facts, renew_request=decision.renew_request, now=rt.now())
+    await finish(rt, key, body, cert, status)
+    logger.info(
+        "issued revision %d (serial %s, %s, valid until %s) into Secret %s",
+        facts.revision,
+        serial,
+        decision.reason,
+        format_rfc3339(facts.not_after),
+        spec.secret_name,
+        extra=rt.log_extra(key),
+    )
+
+
+async def adopt(
+    rt: IssuanceRuntime,
+    key: Key,
+    body: dict[str, Any],
+    cert: ManagedCertificate,
+    exam: SecretExamination,
+    decision: Decision,
+) -> None:
+    assert exam.serial and exam.fingerprint and exam.not_before and exam.not_after
+    assert decision.revision is not None
+    facts = CertificateFacts(
+        decision.revision, exam.serial, exam.fingerprint, exam.not_before, exam.not_after
+    )
+    await announce_issuance(rt, body, cert, facts, trigger=None)
+    status = status_after_issuance(cert, facts, renew_request=decision.renew_request, now=rt.now())
+    await finish(rt, key, body, cert, status)
+    logger.info(
+        "recorded revision %d (serial %s) found in Secret %s",
+        facts.revision,
+        facts.serial,
+        cert.spec.secret_name,
+        extra=rt.log_extra(key),
+    )
+    # Whatever else is due (a renewal, a label to restore) is looked at with the adopted status.
+    rt.queue.add(key)
+
+
+async def fail(
+    rt: IssuanceRuntime,
+    key: Key,
+    body: dict[str, Any],
+    cert: ManagedCertificate,
+    decision: Decision,
+    reason: str,
+    message: str,
+) -> None:
+    now = rt.now()
+    settings = rt.settings
+    status = status_after_failure(
+        cert,
+        reason=reason,
+        message=message,
+        trigger=decision.reason,
+        trigger_message=decision.message,
+        now=now,
+        retry_base=settings.issuance_retry_base,
+        retry_cap=settings.issuance_retry_cap,
+    )
+    issuer_kind = cert.spec.issuer_ref.kind.value
+    issuance_total.labels(issuer_kind=issuer_kind, result="failure").inc()
+    issuance_failures_total.labels(issuer_kind=issuer_kind, reason=reason).inc()
+    if ready_transition(cert.status, status):
+        await announce_failure(rt, key, body, cert, reason, message)
+    logger.warning(
+        "issuance failed (%s): %s; next attempt at %s",
+        reason,
+        message,
+        status.next_attempt_time and format_rfc3339(status.next_attempt_time),
+        extra=rt.log_extra(key),
+    )
+    status = await announce_expiry(rt, key, body, cert, status, now)
+    await finish(rt, key, body, cert, status)
+
+
+async def claimed_by_other(
+    rt: IssuanceRuntime, key: Key, cert: ManagedCertificate, secret: SecretSnapshot | None
+) -> bool:
+    """Whether the other certificate the Secret was written for exists and still names it."""
+    owner = other_owner(secret, key.name)
+    if owner is None:
+        return False
+    other = await get_object(rt.api, PLURAL, owner, key.namespace)
+    return other is not None and (other.get("spec") or {}).get("secretName") == cert.spec.secret_name
+
+
+async def repair_metadata(
+    rt: IssuanceRuntime,
+    key: Key,
+    cert: ManagedCertificate,
+    secret: SecretSnapshot,
+    exam: SecretExamination,
+    request: Any,
+) -> None:
+    """Put back labels and annotations the Secret lost while keeping its certificate."""
+    assert exam.serial is not None
+    spec = cert.spec
+    labels = desired_labels(cert)
+    annotations = desired_annotations(
+        cert,
+        revision=cert.status.revision or 0,
+        serial=exam.serial,
+        hash_=request_hash(request, key_spec_for(spec), key_encoding_for(spec), spec.issuer_ref),
+        renew_request=cert.status.last_renew_request,
+    )
+    if not metadata_differs(secret, labels, annotations):
+        return
+    try:
+        written = await apply_secret(
+            rt.api,
+            key.namespace,
+            secret.name,
+            secret_type=SECRET_TYPE_TLS,
+            labels=labels,
+            annotations=annotations,
+            data={
+                name: secret.data[name] for name in ("tls.crt", "tls.key", "ca.crt") if name in secret.data
+            },
+            resource_version=secret.resource_version,
+            hand_over=created_fields(secret),
+        )
+    except ApiException as error:
+        if error.status == 409:
+            raise Conflict from None
+        raise
+    rt.own_secret_writes[(key.namespace, secret.name)] = written.resource_version or ""
+    rt.secret_written((key.namespace, secret.name), secret, written)
+    logger.info("restored the labels and annotations of Secret %s", secret.name, extra=rt.log_extra(key))
+
+
+__all__ = ["adopt", "claimed_by_other", "fail", "issue", "repair_metadata"]

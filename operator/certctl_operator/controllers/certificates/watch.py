@@ -1,0 +1,112 @@
+"""What feeds the ManagedCertificate work queue: the watches of certificates and of the operator's Secrets.
+
+The Kopf event handlers keep the bodies they are given and queue keys, nothing
+more; the reconcile does the work. This module also does the bookkeeping of a
+certificate that is gone, and the watch of one Secret that is not the
+operator's while a certificate is in conflict over it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from certctl_operator import API_GROUP
+from certctl_operator.api import IssuerKind, IssuerReference, ManagedCertificate
+from certctl_operator.controllers.certificates.metrics import remove_series
+from certctl_operator.controllers.certificates.writes import PLURAL
+from certctl_operator.controllers.issuance import (
+    CERTIFICATE,
+    IssuanceRuntime,
+    Key,
+    issuer_key,
+    runtime,
+    watched_body,
+)
+from certctl_operator.kube.secret_watch import secret_watcher
+from certctl_operator.kube.secrets import snapshot
+from certctl_operator.policy.issuance import ANNOTATION_CERTIFICATE_NAME, LABEL_MANAGED_BY_CERTIFICATE
+
+
+@kopf.on.event(API_GROUP, PLURAL)
+async def certificate_event(
+    type: str | None, event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any
+) -> None:
+    rt = runtime(memo)
+    key = Key(CERTIFICATE, body.metadata.namespace or "", body.metadata.name or "")
+    if type == "DELETED":
+        certificate_gone(rt, key)
+        # A reconcile under way may still export the certificate's series (or keep a body it read
+        # just before); the next one reads, finds it gone and removes them again (the queue runs it
+        # after the one under way).
+        rt.read_afresh.add(key)
+        rt.queue.add(key)
+        return
+    # Kept as delivered (never changed in place): the next reconcile starts from it.
+    rt.certificate_bodies[key] = watched_body(event["object"])
+    rt.remember_uid(key, body)
+    secret_name = (body.get("spec") or {}).get("secretName")
+    # Certificates waiting for a Secret this one held may take it over now.
+    for other in rt.track_secret_claim(key, (key.namespace, secret_name) if secret_name else None):
+        rt.queue.add(other)
+    reference = (body.get("spec") or {}).get("issuerRef") or {}
+    if reference.get("name"):
+        kind = IssuerKind.CLUSTER_ISSUER if reference.get("kind") == "ClusterIssuer" else IssuerKind.ISSUER
+        rt.track_certificate(
+            key, issuer_key(IssuerReference(name=reference["name"], kind=kind), key.namespace)
+        )
+    if rt.own_writes.get(key) == body.metadata.get("resourceVersion"):
+        return
+    rt.queue.add(key)
+
+
+@kopf.on.event("v1", "secrets", labels={LABEL_MANAGED_BY_CERTIFICATE: kopf.PRESENT})
+async def secret_event(type: str | None, event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+    rt = runtime(memo)
+    location = (body.metadata.namespace or "", body.metadata.name or "")
+    own = rt.own_secret_writes.get(location) == body.metadata.get("resourceVersion")
+    # DELETED also when the Secret lost the label: then it is not one of the operator's any more.
+    rt.secret_seen(location, None if type == "DELETED" else snapshot(event["object"]))
+    if type == "DELETED":
+        rt.own_secret_writes.pop(location, None)
+        own = False
+    owner = body.metadata.annotations.get(ANNOTATION_CERTIFICATE_NAME)
+    if owner and not own:
+        rt.queue.add(Key(CERTIFICATE, location[0], owner))
+    # A certificate's Secret may be the CA of issuers (a CA made by the operator itself).
+    for issuer in rt.issuers_by_secret.get(location, ()):
+        rt.queue.add(issuer)
+
+
+def certificate_gone(rt: IssuanceRuntime, key: Key) -> None:
+    rt.forget(key)
+    rt.track_certificate(key, None)
+    for other in rt.track_secret_claim(key, None):
+        rt.queue.add(other)
+    secret_watcher(rt.context).forget(key)
+    labels = rt.certificate_metrics.pop(key, None)
+    if labels is not None:
+        remove_series(labels[0])
+
+
+def watch_secret_while_conflicting(
+    rt: IssuanceRuntime, key: Key, cert: ManagedCertificate, conflict: str | None
+) -> None:
+    """Reconcile a certificate in conflict as soon as its Secret changes (an opt-in annotation, a deletion).
+
+    The operator's label watch does not see Secrets it did not write; a watch of
+    that one Secret does, and only while the conflict lasts.
+    """
+    watcher = secret_watcher(rt.context)
+    if conflict is None:
+        watcher.forget(key)
+        return
+
+    async def recheck() -> None:
+        rt.queue.add(key)
+
+    watcher.watch(key, [(key.namespace, cert.spec.secret_name)], recheck)
+
+
+__all__ = ["certificate_event", "certificate_gone", "secret_event", "watch_secret_while_conflicting"]
