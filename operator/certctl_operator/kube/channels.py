@@ -10,7 +10,9 @@ Two halves:
   fetch the objects (a missing object is ``None``, never an exception).
 
 Problems are short sentences that name Secrets and keys but never quote a
-value: they end up in conditions and in the status of NotificationEvents.
+value: they end up in conditions (written by
+:mod:`certctl_operator.status.channels`) and in the status of
+NotificationEvents.
 Destinations are judged by the egress policy
 (:mod:`certctl_operator.notify.egress`): literal addresses in the pure half,
 host names as they resolve now in :func:`resolved_egress_problems`.
@@ -25,7 +27,7 @@ import re
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,18 +36,16 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from certctl_operator import API_GROUP, API_VERSION
-from certctl_operator.api.common import HTTP_URL_PATTERN, ConditionStatus, set_condition
+from certctl_operator.api.common import HTTP_URL_PATTERN
 from certctl_operator.api.notification import (
     ChannelType,
     EmailSecurity,
     NotificationChannel,
     NotificationChannelSpec,
-    NotificationChannelStatus,
 )
 from certctl_operator.durations import parse_duration
 from certctl_operator.notify import senders
 from certctl_operator.notify.egress import (
-    EGRESS_REFUSES,
     EgressPolicy,
     literal_refusal_text,
     parse_address,
@@ -352,41 +352,6 @@ def spec_problems(error: ValueError) -> tuple[str, ...]:
     return tuple(dict.fromkeys(problems)) or ("the channel's spec is not valid",)
 
 
-def unparsable_channel_status(
-    body: Mapping[str, Any], problems: Iterable[str], *, now: datetime
-) -> tuple[NotificationChannelStatus, NotificationChannelStatus]:
-    """Status (before, after) of a channel whose spec does not parse: Ready False, InvalidConfiguration."""
-    try:
-        previous = NotificationChannelStatus.model_validate(body.get("status") or {})
-    except ValueError:
-        previous = NotificationChannelStatus()
-    generation = (body.get("metadata") or {}).get("generation")
-    status = previous.model_copy(deep=True)
-    configured = [name for name in _CHANNEL_TYPES if (body.get("spec") or {}).get(name) is not None]
-    if len(configured) == 1:
-        status.type = _CHANNEL_TYPES[configured[0]]
-    status.observed_generation = generation if isinstance(generation, int) else None
-    status.conditions = set_condition(
-        status.conditions,
-        "Ready",
-        ConditionStatus.FALSE,
-        REASON_INVALID,
-        "; ".join(problems) or "the channel's spec is not valid",
-        now=now,
-        observed_generation=status.observed_generation,
-    )
-    return previous, status
-
-
-_CHANNEL_TYPES = {
-    "webhook": ChannelType.WEBHOOK,
-    "email": ChannelType.EMAIL,
-    "slack": ChannelType.SLACK,
-    "teams": ChannelType.TEAMS,
-    "pagerduty": ChannelType.PAGERDUTY,
-}
-
-
 def channel_type_label(spec: NotificationChannelSpec | None) -> str:
     """The ``channel_type`` metric label: webhook, email, slack, teams, pagerduty or unknown."""
     if spec is None:
@@ -409,39 +374,6 @@ def decode_secret_data(data: Mapping[str, str] | None) -> dict[str, bytes]:
         except binascii.Error:
             continue
     return decoded
-
-
-REASON_READY = "Ready"
-REASON_SECRET_NOT_FOUND = "SecretNotFound"  # noqa: S105 (a condition reason)
-REASON_INVALID = "InvalidConfiguration"
-REASON_EGRESS_DENIED = "EgressDenied"
-
-
-def channel_status(
-    previous: NotificationChannelStatus,
-    spec: NotificationChannelSpec,
-    problems: Iterable[str],
-    *,
-    now: datetime,
-    generation: int | None,
-) -> NotificationChannelStatus:
-    """The channel's status: its type and a Ready condition saying whether it can deliver."""
-    found = list(problems)
-    status = previous.model_copy(deep=True)
-    status.type = spec.type
-    status.observed_generation = generation
-    if not found:
-        ready, reason, message = ConditionStatus.TRUE, REASON_READY, f"{spec.type.value} channel is ready"
-    else:
-        missing = any(problem.endswith("not found") for problem in found)
-        denied = any(problem.startswith(EGRESS_REFUSES) for problem in found)
-        ready = ConditionStatus.FALSE
-        reason = REASON_SECRET_NOT_FOUND if missing else REASON_EGRESS_DENIED if denied else REASON_INVALID
-        message = "; ".join(found)
-    status.conditions = set_condition(
-        status.conditions, "Ready", ready, reason, message, now=now, observed_generation=generation
-    )
-    return status
 
 
 # --------------------------------------------------------------------------- API

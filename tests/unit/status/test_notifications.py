@@ -1,4 +1,4 @@
-"""NotificationEvent status <-> delivery state, requeue detection, the dead-letter label, the message."""
+"""NotificationEvent status <-> delivery state, requeue detection, the dead-letter label, what is due."""
 
 from __future__ import annotations
 
@@ -12,14 +12,12 @@ from certctl_operator.api import (
     ConditionStatus,
     DeliveryErrorKind,
     DeliveryPhase,
-    NotificationEvent,
     NotificationEventStatus,
     find_condition,
     status_patch,
 )
-from certctl_operator.kube import notification_status as ns
-from certctl_operator.notify.payload import CertificateRef, EventType
 from certctl_operator.policy import notification as policy
+from certctl_operator.status import notifications as ns
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, 400_000, tzinfo=UTC)
 POLICY = policy.RetryPolicy()
@@ -249,62 +247,6 @@ def test_parse_time() -> None:
     assert ns.parse_time("2026-01-01T12:00:00") is None, "a time without a zone is not trusted"
     assert ns.parse_time(None) is None
     assert ns.parse_time(17) is None
-
-
-def event(**spec: Any) -> NotificationEvent:
-    body = {
-        "apiVersion": "certctl.io/v1alpha1",
-        "kind": "NotificationEvent",
-        "metadata": {
-            "name": "e",
-            "namespace": "shop",
-            "uid": "2b1d0d7e-0000-4000-8000-000000000001",
-            "creationTimestamp": "2026-01-01T11:59:00Z",
-        },
-        "spec": {"type": "Renewed", "channelRef": {"name": "ops"}, **spec},
-    }
-    return NotificationEvent.from_body(body)
-
-
-def test_build_message_is_stable_and_complete() -> None:
-    message = ns.build_message(
-        event(
-            certificateRef={"name": "web"},
-            severity="warning",
-            subject="Renewed web",
-            message="It is renewed.",
-            details={"serialNumber": "0a"},
-        )
-    )
-    assert message.event_id == "2b1d0d7e-0000-4000-8000-000000000001"
-    assert message.timestamp == datetime(2026, 1, 1, 11, 59, tzinfo=UTC)
-    assert message.certificate == CertificateRef("shop", "web")
-    assert (message.type, message.severity.value) == (EventType.RENEWED, "warning")
-    assert (message.subject, message.message, dict(message.details)) == (
-        "Renewed web",
-        "It is renewed.",
-        {"serialNumber": "0a"},
-    )
-    assert ns.build_message(event()) == ns.build_message(event())
-
-
-def test_build_message_defaults() -> None:
-    message = ns.build_message(event(certificateRef={"name": "web"}))
-    assert message.subject == "Certificate shop/web renewed"
-    assert message.message == message.subject
-    assert message.severity.value == "info"
-    assert ns.build_message(event(type="Test")).subject == "certctl test notification"
-    assert ns.build_message(event(type="RenewalFailed")).subject == "Certificate failed to renew"
-    unsaved = event()
-    unsaved.metadata.uid = None
-    with pytest.raises(ValueError, match="uid"):
-        ns.build_message(unsaved)
-
-
-@pytest.mark.parametrize("event_type", list(EventType))
-def test_every_event_type_has_a_default_subject(event_type: EventType) -> None:
-    subject = ns.default_subject(event_type, CertificateRef("a", "b"))
-    assert subject and (event_type is EventType.TEST or "a/b" in subject)
 
 
 def test_api_and_policy_enums_agree() -> None:

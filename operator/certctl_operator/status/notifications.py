@@ -1,12 +1,14 @@
 """The NotificationEvent status subresource, read into and written from the delivery state machine.
 
-Pure: no API calls, no clock. The handlers read an event with
+Pure: no API calls, no clock. The controller reads an event with
 :func:`state_from_status`, let :mod:`certctl_operator.policy.notification`
 compute the next :class:`~certctl_operator.policy.notification.DeliveryState`,
 and write it back with :func:`status_from_state`, which also sets the
 Delivered, DeadLetter and Ready conditions. Everything the operator needs to
 resume after a restart is in that status: the phase, the retry count, the
-schedule (``nextRetryAt``) and the requeue value last handled.
+schedule (``nextRetryAt``) and the requeue value last handled. The same
+facts are also read from raw watch bodies (:func:`next_visit`,
+:func:`raw_requeue_pending`), which carry no parsed model.
 
 Schedules are rounded *up* to whole seconds, because the status stores whole
 seconds: a retry read back from the status is never earlier than the policy
@@ -26,10 +28,8 @@ from certctl_operator.api.notification import (
     DeliveryAttempt,
     DeliveryErrorKind,
     DeliveryPhase,
-    NotificationEvent,
     NotificationEventStatus,
 )
-from certctl_operator.notify.payload import CertificateRef, EventType, JSONValue, Message, Severity
 from certctl_operator.policy import notification as policy
 from certctl_operator.policy.clock import require_aware
 
@@ -253,55 +253,3 @@ def next_visit(
         sent_at = parse_time(status.get("sentAt"))
         return sent_at + retention if sent_at is not None else None
     return None
-
-
-# --------------------------------------------------------------------------- the message
-
-
-_TYPE_VERBS = {
-    EventType.ISSUED: "issued",
-    EventType.RENEWED: "renewed",
-    EventType.RENEWAL_FAILED: "failed to renew",
-    EventType.EXPIRING: "expiring",
-    EventType.REVOKED: "revoked",
-}
-
-
-def default_subject(event_type: EventType, certificate: CertificateRef | None) -> str:
-    """A one-line subject for an event that has none."""
-    if event_type is EventType.TEST:
-        return "certctl test notification"
-    verb = _TYPE_VERBS[event_type]
-    if certificate is None:
-        return f"Certificate {verb}"
-    return f"Certificate {certificate} {verb}"
-
-
-def build_message(event: NotificationEvent) -> Message:
-    """The message one NotificationEvent stands for; equal on every attempt.
-
-    Its id is the event's uid (the webhook Idempotency-Key, the PagerDuty
-    dedup key), its timestamp the event's creation time.
-    """
-    meta = event.metadata
-    if not meta.uid or meta.creation_timestamp is None:
-        raise ValueError(
-            "only a NotificationEvent stored by the API server (uid, creationTimestamp) is delivered"
-        )
-    spec = event.spec
-    certificate = (
-        CertificateRef(meta.namespace or "", spec.certificate_ref.name) if spec.certificate_ref else None
-    )
-    event_type = EventType(spec.type.value)
-    subject = spec.subject or default_subject(event_type, certificate)
-    details: dict[str, JSONValue] = dict(spec.details or {})
-    return Message(
-        event_id=meta.uid,
-        type=event_type,
-        severity=Severity(spec.severity.value),
-        subject=subject,
-        message=spec.message or subject,
-        timestamp=meta.creation_timestamp,
-        certificate=certificate,
-        details=details,
-    )
