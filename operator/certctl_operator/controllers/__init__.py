@@ -3,10 +3,13 @@
 Importing this package registers every controller with Kopf's default registry.
 """
 
-from certctl_operator.controllers import lifecycle  # noqa: F401
+from certctl_operator.controllers import (  # noqa: F401
+    lifecycle,
+    publishing,
+    revocations,
+)
 from certctl_operator.handlers import (  # noqa: F401
     certificates,
     issuers,
     notifications,
-    revocations,
 )
