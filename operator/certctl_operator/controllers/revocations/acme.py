@@ -1,4 +1,4 @@
-"""A Revocation of a certificate from an acme issuer: the CA's revokeCert, with the reason code.
+"""Revoking a certificate from an acme issuer: the ACME CA's revokeCert, with the reason code.
 
 The ACME CA publishes its own CRL and OCSP answers; the operator's part is to
 ask it (signed with the issuer's account key, RFC 8555 section 7.6) and to
@@ -10,32 +10,24 @@ from __future__ import annotations
 
 from typing import Any
 
-import kopf
-
-from certctl_operator.api import ConditionStatus, ConditionType, set_condition
 from certctl_operator.api.issuer import IssuerSpec, RevokedCertificate
-from certctl_operator.api.revocation import Revocation, RevocationPhase
+from certctl_operator.api.revocation import Revocation
 from certctl_operator.context import OperatorContext
+from certctl_operator.controllers.revocations.announce import audit_line, post_revoked
+from certctl_operator.controllers.revocations.steps import follow_up, set_failed, set_pending, settle
 from certctl_operator.handlers.acme import revoke_acme
-from certctl_operator.handlers.pki_publishing import utcnow
-from certctl_operator.handlers.revocations import (
-    as_body,
-    audit_line,
-    follow_up,
-    set_failed,
-    set_pending,
-    settle,
-)
 from certctl_operator.kube.revocation_store import get_certificate
 from certctl_operator.kube.secrets import read_secret
 from certctl_operator.pki import PKIError, load_certificates
 from certctl_operator.pki.encoding import certificate_to_pem
-from certctl_operator.policy.revocation import IssuerKey, normalize_serial, requested_by
+from certctl_operator.policy.clock import utc_now
+from certctl_operator.policy.revocation import IssuerKey, normalize_serial
+from certctl_operator.status.revocations import acme_notified_reason, revoked_at_acme_message, revoked_status
 
 ALREADY_REVOKED = "urn:ietf:params:acme:error:alreadyRevoked"
 
 
-async def _certificate_pem(api: Any, namespace: str, certificate_name: str, serial: str) -> bytes | None:
+async def certificate_pem(api: Any, namespace: str, certificate_name: str, serial: str) -> bytes | None:
     """The certificate with ``serial`` from the ManagedCertificate's Secret, if it is still there."""
     body = await get_certificate(api, namespace, certificate_name)
     if body is None:
@@ -66,7 +58,7 @@ async def revoke_at_acme_ca(
     api = context.api
     namespace = revocation.metadata.namespace or ""
     certificate_name = revocation.spec.certificate_ref.name
-    pem = await _certificate_pem(api, namespace, certificate_name, serial)
+    pem = await certificate_pem(api, namespace, certificate_name, serial)
     if pem is None:
         await set_failed(
             api,
@@ -85,36 +77,24 @@ async def revoke_at_acme_ca(
         await set_pending(api, body, revocation, problem.reason, problem.message)
         return False
 
-    entry = RevokedCertificate(serial_number=serial, revoked_at=utcnow(), reason=reason, not_after=not_after)
+    entry = RevokedCertificate(serial_number=serial, revoked_at=utc_now(), reason=reason, not_after=not_after)
     await follow_up(context, body, revocation, key, entry, None, logger)
-    requester, source = requested_by(body.get("metadata") or {})
-    after = revocation.status.model_copy(deep=True)
-    after.phase = RevocationPhase.REVOKED
-    after.serial_number = serial
-    after.issuer_ref = key.reference
-    after.revoked_at = entry.revoked_at
-    after.not_after = not_after
-    after.issuer_notified = True
-    after.issuer_notified_reason = (
-        f"the ACME CA of issuer {key.label} accepted revokeCert with reason code {reason.code}"
-        if problem is None
-        else f"the ACME CA of issuer {key.label} had already revoked it"
-    )
-    after.requested_by, after.requested_by_source = requester, source
-    after.observed_generation = revocation.metadata.generation
-    message = f"serial {serial} is revoked ({reason.value}) by the ACME CA of issuer {key.label}"
-    after.conditions = set_condition(
-        after.conditions,
-        ConditionType.READY,
-        ConditionStatus.TRUE,
-        "Revoked",
-        message,
-        now=utcnow(),
-        observed_generation=revocation.metadata.generation,
+    message = revoked_at_acme_message(serial, reason, key)
+    after = revoked_status(
+        revocation,
+        body.get("metadata") or {},
+        entry,
+        key,
+        # The ACME CA numbers its own CRLs: the status keeps what it had (nothing).
+        crl_number=revocation.status.crl_number,
+        issuer_notified=True,
+        issuer_notified_reason=acme_notified_reason(key, reason, already_revoked=problem is not None),
+        message=message,
+        now=utc_now(),
     )
 
-    def announce() -> None:
-        kopf.info(as_body(body), reason="Revoked", message=message)
+    async def announce() -> None:
+        await post_revoked(api, body, revocation, message)
         audit_line(revocation, after, key, outcome="revoked", listed_now=problem is None)
 
     await settle(api, revocation, after, announce)

@@ -1,0 +1,8 @@
+"""PKI publishing: each CA issuer's CRL and OCSP responder, and the registry they are served from.
+
+Importing this package registers with Kopf the per-CA-issuer publishing
+daemons (:mod:`.publisher`) and the watch handlers that keep the in-memory
+PKI registry current (:mod:`.index`).
+"""
+
+from certctl_operator.controllers.publishing import index, publisher  # noqa: F401

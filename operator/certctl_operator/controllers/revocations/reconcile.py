@@ -1,0 +1,177 @@
+"""Taking one Revocation as far as it goes now: from the request to a serial on its issuer's CRL.
+
+1. Resolve: which serial, which issuer (:mod:`.resolve`). A certificate not
+   issued yet, a missing issuer or a CA not ready keep it Pending, looked at
+   again with backoff and whenever the certificate changes. Self-signed
+   certificates fail at once.
+2. Persist the resolved serial and issuer in the Revocation's status, so a
+   restart never resolves again (the certificate may have been reissued).
+3. Record: one guarded write of the issuer's revocation list and CRL number
+   (:func:`kube.revocation_store.record_revocation`, which checks the journal
+   in the issuer's status and the archive shard of the serial); idempotent.
+   An acme issuer's CA revokes instead (:mod:`.acme`).
+4. Publish the CRL that lists it (ConfigMap and HTTP).
+5. Show it on the ManagedCertificate (revoked, revokedSerialNumbers, Ready
+   False), ask for a reissue when ``spec.reissue``, create Revoked
+   NotificationEvents for subscribed channels (:func:`.steps.follow_up`).
+6. Write phase Revoked, post an Event, log one audit line (:func:`.steps.settle`).
+
+Each step is safe to repeat, and the status is written last, so an operator
+killed anywhere in between finishes the job after its restart without listing
+anything twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from certctl_operator import metrics
+from certctl_operator.api import IssuerType, Revocation, RevocationPhase, RevokedCertificate
+from certctl_operator.context import OperatorContext
+from certctl_operator.controllers.publishing.publisher import publish_state
+from certctl_operator.controllers.revocations.acme import revoke_at_acme_ca
+from certctl_operator.controllers.revocations.announce import audit_line, post_revoked
+from certctl_operator.controllers.revocations.resolve import resolve
+from certctl_operator.controllers.revocations.steps import (
+    follow_up,
+    persist_target,
+    set_failed,
+    set_pending,
+    settle,
+)
+from certctl_operator.kube.crl_publisher import state_of
+from certctl_operator.kube.revocation_store import (
+    IssuerGone,
+    get_issuer,
+    get_revocation,
+    issuer_class,
+    load_ca,
+    record_revocation,
+)
+from certctl_operator.policy.clock import utc_now
+from certctl_operator.policy.revocation import (
+    IssuerKey,
+    Outcome,
+    RevocationListFull,
+    issuer_notification,
+)
+from certctl_operator.status.revocations import revoked_on_crl_message, revoked_status
+from certctl_operator.web.pki_state import registry_of
+
+
+async def process_revocation(context: OperatorContext, namespace: str, name: str, logger: Any) -> bool:
+    """Take one Revocation as far as it goes now; True once it is settled (Revoked or Failed)."""
+    api = context.api
+    body = await get_revocation(api, namespace, name)
+    if body is None:
+        return True
+    revocation = Revocation.from_body(body)
+    if revocation.status.phase in (RevocationPhase.REVOKED, RevocationPhase.FAILED):
+        return True
+    status = revocation.status
+    if status.serial_number and status.issuer_ref is not None:
+        serial, key, not_after = (
+            status.serial_number,
+            IssuerKey.of(status.issuer_ref, namespace),
+            status.not_after,
+        )
+    else:
+        resolution = await resolve(context, namespace, revocation)
+        if resolution.outcome is Outcome.PENDING:
+            await set_pending(api, body, revocation, resolution.reason, resolution.message)
+            return False
+        if resolution.outcome is Outcome.FAILED:
+            await set_failed(api, body, revocation, resolution.reason, resolution.message)
+            return True
+        assert resolution.serial is not None and resolution.issuer is not None
+        serial, key, not_after = resolution.serial, resolution.issuer, resolution.not_after
+        await persist_target(api, body, revocation, serial, key, not_after)
+
+    registry = registry_of(context)
+    issuer_body = await get_issuer(api, key)
+    if issuer_body is None:
+        await set_pending(api, body, revocation, "IssuerNotFound", f"the issuer {key.label} does not exist")
+        return False
+    issuer = issuer_class(key).from_body(issuer_body)
+    if issuer.spec.acme is not None:
+        return await revoke_at_acme_ca(context, body, revocation, key, issuer.spec, serial, not_after, logger)
+    if issuer.spec.ca is None:
+        await set_failed(
+            api,
+            body,
+            revocation,
+            "SelfSignedNotRevocable",
+            f"the issuer {key.label} is not a ca issuer (any more)",
+        )
+        return True
+    state = registry.issuer(key)
+    ca = await load_ca(
+        api, context.settings, key, issuer, utc_now(), cached=(state.authority_version, state.authority)
+    )
+    if ca.authority is None:
+        message = f"the CA of issuer {key.label} cannot sign a CRL: {ca.problem}"
+        await set_pending(api, body, revocation, "IssuerNotReady", message)
+        return False
+    authority = ca.authority
+
+    entry = RevokedCertificate(
+        serial_number=serial, revoked_at=utc_now(), reason=revocation.spec.reason, not_after=not_after
+    )
+    # Recorded without the issuer's lock (the guarded write orders concurrent revocations), published
+    # under it: a revocation that waited for the lock publishes the newest CRL, which also lists the
+    # revocations recorded meanwhile, so a burst of them costs a few signatures, not one each.
+    try:
+        recorded = await record_revocation(
+            api,
+            context.settings,
+            key,
+            entry,
+            utc_now,
+            floor=lambda: state.published_number,
+            archived=state.add_archived,
+        )
+    except IssuerGone as error:
+        await set_pending(api, body, revocation, "IssuerNotFound", str(error))
+        return False
+    except RevocationListFull as error:
+        await set_pending(api, body, revocation, "RevocationListFull", str(error))
+        return False
+    listed = issuer_class(key).from_body(recorded.issuer_body)
+    registry.update_revoked(key, listed.status)
+    async with state.lock:
+        try:
+            newest_body = await get_issuer(api, key) or recorded.issuer_body
+            newest = issuer_class(key).from_body(newest_body)
+            registry.update_revoked(key, newest.status)
+            await publish_state(context, key, newest_body, authority, state_of(newest.status))
+        except Exception as error:  # the issuer's daemon publishes it on its next look
+            logger.warning("issuer %s: the CRL listing %s is not published yet: %s", key.label, serial, error)
+    if recorded.newly_listed:
+        metrics.revocations_total.labels(reason=revocation.spec.reason.value).inc()
+        logger.info("serial %s listed on the revocation list of issuer %s", serial, key.label)
+
+    crl_number = (
+        recorded.entry.crl_number if recorded.entry.crl_number is not None else listed.status.crl_number
+    )
+    await follow_up(context, body, revocation, key, recorded.entry, crl_number, logger)
+
+    notified, notified_reason = issuer_notification(IssuerType.CA)
+    message = revoked_on_crl_message(recorded.entry, key, crl_number, recorded.newly_listed)
+    after = revoked_status(
+        revocation,
+        body.get("metadata") or {},
+        recorded.entry,
+        key,
+        crl_number=crl_number,
+        issuer_notified=notified,
+        issuer_notified_reason=notified_reason,
+        message=message,
+        now=utc_now(),
+    )
+
+    async def announce() -> None:
+        await post_revoked(api, body, revocation, message)
+        audit_line(revocation, after, key, outcome="revoked", listed_now=recorded.newly_listed)
+
+    await settle(api, revocation, after, announce)
+    return True
