@@ -277,7 +277,7 @@ class IssuanceRuntime:
         known = self.certificate_bodies.get(key)
         if known is not None and not fresh:
             return known
-        body = await get_object(self.api, key.plural, key.name, key.namespace or None)
+        body = await get_object(self.api, key.plural, namespace=key.namespace or None, name=key.name)
         if body is not None:
             self.certificate_written(key, known, body)
         return body
@@ -315,7 +315,7 @@ class IssuanceRuntime:
         known = self.secrets.get(location)
         if known is not None and not fresh:
             return known
-        secret = await read_secret(self.api, namespace, name)
+        secret = await read_secret(self.api, namespace=namespace, name=name)
         if secret is None:
             if self.secrets.get(location) is known:
                 self.secrets.pop(location, None)
@@ -370,7 +370,7 @@ class IssuanceRuntime:
             )
             if in_time and (not fresh or current):
                 return cached.check
-        secret = await read_secret(self.api, *location)
+        secret = await read_secret(self.api, namespace=location[0], name=location[1])
         version = secret.resource_version if secret else None
         if cached is not None and cached.still_valid(location[1], version, now):
             check = cached.check
@@ -383,7 +383,7 @@ class IssuanceRuntime:
         """The issuer as its watch last delivered it (or its reconcile read it), else read now."""
         body = self.issuer_bodies.get(key)
         if body is None:
-            body = await get_object(self.api, key.plural, key.name, key.namespace or None)
+            body = await get_object(self.api, key.plural, namespace=key.namespace or None, name=key.name)
             if body is not None:
                 # A watch event that came in meanwhile is at least as new as this read.
                 body = self.issuer_bodies.setdefault(key, body)

@@ -100,7 +100,7 @@ def state_from_status(status: NotificationEventStatus) -> policy.DeliveryState:
     delivered = find_condition(status.conditions, policy.CONDITION_DELIVERED)
     attempts = tuple(_attempt_from_api(attempt, index + 1) for index, attempt in enumerate(status.attempts))
     return policy.DeliveryState(
-        phase=policy.DeliveryPhase(status.phase.value) if status.phase else policy.DeliveryPhase.PENDING,
+        phase=status.phase or DeliveryPhase.PENDING,
         retry_count=status.retry_count or 0,
         next_retry_at=status.next_retry_at,
         last_error=status.last_error,
@@ -154,7 +154,7 @@ def status_from_state(
     if generation is not None:
         status.observed_generation = generation
     delivered, dead_letter = policy.delivery_conditions(state, policy_)
-    if state.phase is policy.DeliveryPhase.DEAD and state.last_error:
+    if state.phase is DeliveryPhase.DEAD and state.last_error:
         # The dead-letter queue shows why each entry is there: the last error, verbatim.
         dead_letter = dead_letter._replace(message=state.last_error)
     conditions = status.conditions

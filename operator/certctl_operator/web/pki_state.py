@@ -118,6 +118,13 @@ class IssuerPKI:
         return found if found is not None else self.archive.get(text)
 
 
+def _key_of(serial: str) -> str:
+    try:
+        return normalize_serial(serial)
+    except ValueError:
+        return serial
+
+
 @dataclass(frozen=True)
 class _Issued:
     issuer: IssuerKey
@@ -263,7 +270,8 @@ class PKIRegistry:
             number == state.list_number and generation < state.journal_generation
         ):
             return False
-        journal = {e.serial_number: e for e in status.revoked_certificates}
+        # Keyed like the look-ups: a hand-written serial ("ABC", "0x0abc") still matches.
+        journal = {_key_of(e.serial_number): e for e in status.revoked_certificates}
         if state.archive_generation == generation:
             state.journal = journal
         else:

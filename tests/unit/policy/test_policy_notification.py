@@ -5,13 +5,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from certctl_operator.api.notification import DeliveryPhase
 from certctl_operator.policy.notification import (
     ATTEMPT_HISTORY_LIMIT,
     ERROR_MESSAGE_LIMIT,
     AttemptOutcome,
-    Condition,
+    ConditionFields,
     DeliveryError,
-    DeliveryPhase,
     DeliveryState,
     ErrorKind,
     InvalidTransition,
@@ -301,7 +301,7 @@ def test_phase_labels() -> None:
 
 def test_conditions_pending() -> None:
     delivered, dead = delivery_conditions(DeliveryState())
-    assert delivered == Condition("Delivered", "False", "Pending", "waiting for delivery")
+    assert delivered == ConditionFields("Delivered", "False", "Pending", "waiting for delivery")
     assert dead[:3] == ("DeadLetter", "False", "WithinRetryBudget")
 
 
@@ -319,7 +319,7 @@ def test_conditions_failed() -> None:
 def test_conditions_sent() -> None:
     state = on_success(fail(DeliveryState()), NOW + MINUTE)
     delivered, dead = delivery_conditions(state)
-    assert delivered == Condition(
+    assert delivered == ConditionFields(
         "Delivered", "True", "Delivered", "delivered on attempt 2 at 2025-01-01T12:01:00Z"
     )
     assert dead.status == "False"

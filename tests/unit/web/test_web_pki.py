@@ -238,6 +238,17 @@ def counter(status: str) -> float:
     return float(value)
 
 
+@pytest.mark.parametrize("written", ["abc", "ABC", "0x0abc", "0a:bc"])
+def test_a_revoked_serial_matches_however_it_was_written(written: str) -> None:
+    # The journal may hold a serial written by hand or by an older version: odd length, upper case,
+    # a prefix or separators. OCSP looks serials up as integers and must still find it.
+    registry = PKIRegistry()
+    entry = RevokedCertificate(serial_number=written, revoked_at=NOW, reason=RevocationReason.KEY_COMPROMISE)
+    registry.update_revoked(KEY, IssuerStatus(crl_number=1, revoked_certificates=[entry]))
+    assert registry.certificate_status(KEY, 0xABC, NOW).kind.value == "revoked"
+    assert registry.certificate_status(KEY, 0xABD, NOW).kind.value == "unknown"
+
+
 async def post_ocsp(client: TestClient[Any, Any], path: str, der: bytes) -> ocsp.OCSPResponse:
     response = await client.post(path, data=der, headers={"Content-Type": "application/ocsp-request"})
     assert response.status == 200

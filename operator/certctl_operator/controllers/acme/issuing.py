@@ -110,7 +110,7 @@ async def issue_acme(
         patch = status_patch(before, with_acme_order(before, state))
         if not patch:
             return
-        result = await patch_status(rt.api, PLURAL, key.name, key.namespace, patch, None)
+        result = await patch_status(rt.api, PLURAL, namespace=key.namespace, name=key.name, status=patch)
         rt.own_writes[key] = result["metadata"]["resourceVersion"]
         outcome.body = result
         outcome.cert = ManagedCertificate.from_body(result)

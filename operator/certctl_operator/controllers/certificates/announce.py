@@ -22,14 +22,10 @@ from certctl_operator.api import (
     NotificationEventType,
     Severity,
 )
+from certctl_operator.api.metadata_keys import LABEL_CERTIFICATE, LABEL_CHANNEL, LABEL_EVENT_TYPE
 from certctl_operator.controllers.issuance import IssuanceRuntime, Key
 from certctl_operator.kube.events import NORMAL, WARNING, event_name, post_event
-from certctl_operator.kube.notification_events import (
-    LABEL_CERTIFICATE,
-    LABEL_CHANNEL,
-    LABEL_EVENT_TYPE,
-    ensure_notification_event,
-)
+from certctl_operator.kube.notification_events import ensure_notification_event
 from certctl_operator.metrics import expiry_alerts_total
 from certctl_operator.policy.clock import format_rfc3339
 from certctl_operator.policy.issuance import (

@@ -39,10 +39,10 @@ async def sync_finalizer(
         result = await patch_metadata(
             rt.api,
             PLURAL,
-            key.name,
-            key.namespace,
-            {"finalizers": updated},
-            body["metadata"]["resourceVersion"],
+            namespace=key.namespace,
+            name=key.name,
+            metadata={"finalizers": updated},
+            resource_version=body["metadata"]["resourceVersion"],
         )
     except ApiException as error:
         if error.status == 409:
@@ -61,7 +61,7 @@ async def finalize(rt: IssuanceRuntime, key: Key, body: dict[str, Any]) -> None:
         return
     secret_name = (body.get("spec") or {}).get("secretName")
     if secret_name:
-        secret = await read_secret(rt.api, key.namespace, secret_name)
+        secret = await read_secret(rt.api, namespace=key.namespace, name=secret_name)
         if secret is not None and secret.annotations.get(ANNOTATION_CERTIFICATE_NAME) == key.name:
             await delete_secret(rt.api, key.namespace, secret_name, uid=secret.uid)
             logger.info("deleted Secret %s with its certificate", secret_name, extra=rt.log_extra(key))
@@ -69,10 +69,10 @@ async def finalize(rt: IssuanceRuntime, key: Key, body: dict[str, Any]) -> None:
         await patch_metadata(
             rt.api,
             PLURAL,
-            key.name,
-            key.namespace,
-            {"finalizers": [f for f in finalizers if f != FINALIZER]},
-            body["metadata"]["resourceVersion"],
+            namespace=key.namespace,
+            name=key.name,
+            metadata={"finalizers": [f for f in finalizers if f != FINALIZER]},
+            resource_version=body["metadata"]["resourceVersion"],
         )
     except ApiException as error:
         if error.status == 409:

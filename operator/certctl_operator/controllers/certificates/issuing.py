@@ -294,7 +294,7 @@ async def claimed_by_other(
     owner = other_owner(secret, key.name)
     if owner is None:
         return False
-    other = await get_object(rt.api, PLURAL, owner, key.namespace)
+    other = await get_object(rt.api, PLURAL, namespace=key.namespace, name=owner)
     return other is not None and (other.get("spec") or {}).get("secretName") == cert.spec.secret_name
 
 

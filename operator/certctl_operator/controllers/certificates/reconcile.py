@@ -91,7 +91,9 @@ async def reconcile_once(rt: IssuanceRuntime, key: Key, *, fresh: bool) -> None:
         patch = status_patch(current, wanted)
         if patch:
             version = body["metadata"].get("resourceVersion")
-            await patch_status(rt.api, PLURAL, key.name, key.namespace, patch, version)
+            await patch_status(
+                rt.api, PLURAL, namespace=key.namespace, name=key.name, status=patch, resource_version=version
+            )
         return
     body, cert = await sync_finalizer(rt, key, body, cert)
 

@@ -52,7 +52,12 @@ async def write_status(
         return
     try:
         result = await patch_status(
-            rt.api, PLURAL, key.name, key.namespace, patch, body["metadata"].get("resourceVersion")
+            rt.api,
+            PLURAL,
+            namespace=key.namespace,
+            name=key.name,
+            status=patch,
+            resource_version=body["metadata"].get("resourceVersion"),
         )
     except ApiException as error:
         if error.status == 409:

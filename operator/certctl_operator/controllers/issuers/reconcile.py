@@ -33,7 +33,7 @@ logger = logging.getLogger("certctl.issuers")
 @reconciler(ISSUER, CLUSTER_ISSUER)
 async def reconcile(rt: IssuanceRuntime, key: Key) -> None:
     known = rt.issuer_bodies.get(key)
-    body = await get_object(rt.api, key.plural, key.name, key.namespace or None)
+    body = await get_object(rt.api, key.plural, namespace=key.namespace or None, name=key.name)
     if body is None:
         issuer_gone(rt, key)
         return
@@ -52,7 +52,14 @@ async def reconcile(rt: IssuanceRuntime, key: Key) -> None:
         if patch:
             version = body["metadata"].get("resourceVersion")
             try:
-                await patch_status(rt.api, key.plural, key.name, key.namespace or None, patch, version)
+                await patch_status(
+                    rt.api,
+                    key.plural,
+                    namespace=key.namespace or None,
+                    name=key.name,
+                    status=patch,
+                    resource_version=version,
+                )
             except ApiException as error:
                 if error.status in (404, 409):
                     raise Requeue(f"writing the status: {error.reason}") from None
@@ -76,10 +83,10 @@ async def reconcile(rt: IssuanceRuntime, key: Key) -> None:
             result = await patch_status(
                 rt.api,
                 key.plural,
-                key.name,
-                key.namespace or None,
-                patch,
-                body["metadata"]["resourceVersion"],
+                namespace=key.namespace or None,
+                name=key.name,
+                status=patch,
+                resource_version=body["metadata"]["resourceVersion"],
             )
         except ApiException as error:
             if error.status in (404, 409):

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from certctl_operator.api.common import ConditionStatus, find_condition
-from certctl_operator.api.notification import NotificationChannelStatus, NotificationEvent
+from certctl_operator.api.notification import DeliveryPhase, NotificationChannelStatus, NotificationEvent
 from certctl_operator.controllers.notifications.logs import describe_error, logger
 from certctl_operator.controllers.notifications.runtime import NotificationRuntime
 from certctl_operator.kube.events import NORMAL, WARNING, post_event
@@ -57,10 +57,10 @@ async def announce_outcome(
 ) -> None:
     """Post the Kubernetes Event of this transition and log it."""
     delivered, dead_letter = policy.delivery_conditions(state, runtime.policy)
-    if state.phase is policy.DeliveryPhase.SENT:
+    if state.phase is DeliveryPhase.SENT:
         log.info("notification %s", delivered.message)
         await _post(runtime.api, written, NORMAL, EVENT_DELIVERED, delivered.message)
-    elif state.phase is policy.DeliveryPhase.DEAD:
+    elif state.phase is DeliveryPhase.DEAD:
         log.warning("notification dead-lettered: %s", dead_letter.message)
         await _post(runtime.api, written, WARNING, EVENT_DEAD_LETTERED, dead_letter.message)
     else:

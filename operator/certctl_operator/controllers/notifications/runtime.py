@@ -223,7 +223,7 @@ class NotificationRuntime:
         """Whether ``tracked`` is a Sent event older than the retention period, and not requeued."""
         if tracked.phase is not DeliveryPhase.SENT or tracked.requeue_pending:
             return False
-        state = policy.DeliveryState(phase=policy.DeliveryPhase.SENT, sent_at=tracked.sent_at)
+        state = policy.DeliveryState(phase=DeliveryPhase.SENT, sent_at=tracked.sent_at)
         return policy.should_expire(state, now, self.settings.notification_sent_retention)
 
     def remember_write(self, written: Mapping[str, Any]) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from certctl_operator.api.certificate import ManagedCertificate
 from certctl_operator.api.issuer import IssuerSpec, RevokedCertificate
 from certctl_operator.api.revocation import Revocation
 from certctl_operator.context import OperatorContext
 from certctl_operator.controllers.revocations.announce import audit_line, post_revoked
 from certctl_operator.controllers.revocations.steps import follow_up, set_failed, set_pending, settle
 from certctl_operator.handlers.acme import revoke_acme
-from certctl_operator.kube.revocation_store import get_certificate
+from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.secrets import read_secret
 from certctl_operator.pki import PKIError, load_certificates
 from certctl_operator.pki.encoding import certificate_to_pem
@@ -29,10 +30,10 @@ ALREADY_REVOKED = "urn:ietf:params:acme:error:alreadyRevoked"
 
 async def certificate_pem(api: Any, namespace: str, certificate_name: str, serial: str) -> bytes | None:
     """The certificate with ``serial`` from the ManagedCertificate's Secret, if it is still there."""
-    body = await get_certificate(api, namespace, certificate_name)
+    body = await get_object(api, ManagedCertificate.PLURAL, namespace=namespace, name=certificate_name)
     if body is None:
         return None
-    secret = await read_secret(api, namespace, body["spec"]["secretName"])
+    secret = await read_secret(api, namespace=namespace, name=body["spec"]["secretName"])
     if secret is None or not secret.data.get("tls.crt"):
         return None
     try:

@@ -28,13 +28,9 @@ from certctl_operator.api import (
     RevokedCertificate,
     Severity,
 )
+from certctl_operator.api.metadata_keys import LABEL_CERTIFICATE, LABEL_CHANNEL, LABEL_EVENT_TYPE
 from certctl_operator.kube.events import NORMAL, WARNING, event_name, post_event
-from certctl_operator.kube.notification_events import (
-    LABEL_CERTIFICATE,
-    LABEL_CHANNEL,
-    LABEL_EVENT_TYPE,
-    ensure_notification_event,
-)
+from certctl_operator.kube.notification_events import ensure_notification_event
 from certctl_operator.logs import AUDIT_LOGGER, REF_ATTRIBUTE, object_extra, object_ref
 from certctl_operator.policy.clock import utc_now
 from certctl_operator.policy.renewal import object_name

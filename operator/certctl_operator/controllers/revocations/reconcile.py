@@ -40,10 +40,10 @@ from certctl_operator.controllers.revocations.steps import (
     settle,
 )
 from certctl_operator.kube.crl_publisher import state_of
+from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.revocation_store import (
     IssuerGone,
     get_issuer,
-    get_revocation,
     issuer_class,
     load_ca,
     record_revocation,
@@ -62,7 +62,7 @@ from certctl_operator.web.pki_state import registry_of
 async def process_revocation(context: OperatorContext, namespace: str, name: str, logger: Any) -> bool:
     """Take one Revocation as far as it goes now; True once it is settled (Revoked or Failed)."""
     api = context.api
-    body = await get_revocation(api, namespace, name)
+    body = await get_object(api, Revocation.PLURAL, namespace=namespace, name=name)
     if body is None:
         return True
     revocation = Revocation.from_body(body)

@@ -10,19 +10,17 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidSignature
 
 from certctl_operator.api import IssuerReference, IssuerType, ManagedCertificate, Revocation
+from certctl_operator.api.metadata_keys import ANNOTATION_ISSUER_KIND, ANNOTATION_ISSUER_NAME
 from certctl_operator.context import OperatorContext
+from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.revocation_store import (
-    ISSUER_KIND_ANNOTATION,
-    ISSUER_NAME_ANNOTATION,
-    get_certificate,
     get_issuer,
     issuer_class,
     issuer_kind_of,
     load_ca,
     lookup_revoked,
-    read_secret,
-    secret_text,
 )
+from certctl_operator.kube.secrets import read_secret
 from certctl_operator.pki import PKIError, load_certificates
 from certctl_operator.pki.inspect import summarize_certificate
 from certctl_operator.policy.clock import utc_now
@@ -41,7 +39,9 @@ async def resolve(context: OperatorContext, namespace: str, revocation: Revocati
     """Find what ``revocation`` revokes: the certificate in its ManagedCertificate's Secret now."""
     api, settings = context.api, context.settings
     certificate_name = revocation.spec.certificate_ref.name
-    certificate_body = await get_certificate(api, namespace, certificate_name)
+    certificate_body = await get_object(
+        api, ManagedCertificate.PLURAL, namespace=namespace, name=certificate_name
+    )
     if certificate_body is None:
         return resolve_target(
             certificate_name=certificate_name,
@@ -54,15 +54,15 @@ async def resolve(context: OperatorContext, namespace: str, revocation: Revocati
         )
     certificate = ManagedCertificate.from_body(certificate_body)
     secret_name = certificate.spec.secret_name
-    secret = await read_secret(api, namespace, secret_name)
-    annotations = (secret.metadata.annotations or {}) if secret is not None else {}
-    pem = secret_text(secret, "tls.crt") if secret is not None else None
+    secret = await read_secret(api, namespace=namespace, name=secret_name)
+    annotations = secret.annotations if secret is not None else {}
+    pem = secret.text("tls.crt") if secret is not None else None
 
     # The issuer that signed what is in the Secret (its annotations say), else the one asked for.
-    if annotations.get(ISSUER_NAME_ANNOTATION):
+    if annotations.get(ANNOTATION_ISSUER_NAME):
         ref = IssuerReference(
-            name=annotations[ISSUER_NAME_ANNOTATION],
-            kind=issuer_kind_of(annotations.get(ISSUER_KIND_ANNOTATION)),
+            name=annotations[ANNOTATION_ISSUER_NAME],
+            kind=issuer_kind_of(annotations.get(ANNOTATION_ISSUER_KIND)),
         )
     else:
         ref = certificate.status.issuer_ref or certificate.spec.issuer_ref

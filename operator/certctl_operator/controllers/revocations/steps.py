@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from certctl_operator.api import (
+    ManagedCertificate,
     Revocation,
     RevocationPhase,
     RevocationStatus,
@@ -29,10 +30,9 @@ from certctl_operator.controllers.revocations.announce import (
     post_failed,
     post_pending,
 )
+from certctl_operator.kube.objects import get_object, patch_status
 from certctl_operator.kube.revocation_store import (
-    get_certificate,
     mark_certificate_revoked,
-    patch_revocation_status,
     request_reissue,
 )
 from certctl_operator.policy.clock import utc_now
@@ -58,11 +58,12 @@ async def settle(
     """
 
     async def run() -> None:
-        await patch_revocation_status(
+        await patch_status(
             api,
-            revocation.metadata.namespace or "",
-            revocation.metadata.name or "",
-            status_patch(revocation.status, after),
+            Revocation.PLURAL,
+            namespace=revocation.metadata.namespace or "",
+            name=revocation.metadata.name or "",
+            status=status_patch(revocation.status, after),
         )
         await announce()
 
@@ -77,11 +78,12 @@ async def persist_target(
 ) -> None:
     """Write the resolved serial and issuer before touching the issuer: a restart then keeps them."""
     after = resolved_status(revocation, body.get("metadata") or {}, serial, key, not_after, utc_now())
-    written = await patch_revocation_status(
+    written = await patch_status(
         api,
-        revocation.metadata.namespace or "",
-        revocation.metadata.name or "",
-        status_patch(revocation.status, after),
+        Revocation.PLURAL,
+        namespace=revocation.metadata.namespace or "",
+        name=revocation.metadata.name or "",
+        status=status_patch(revocation.status, after),
     )
     revocation.status = Revocation.from_body(written).status
 
@@ -95,8 +97,12 @@ async def set_pending(api: Any, body: Any, revocation: Revocation, reason: str, 
     after = not_ready_status(
         revocation, body.get("metadata") or {}, RevocationPhase.PENDING, reason, message, utc_now()
     )
-    await patch_revocation_status(
-        api, revocation.metadata.namespace or "", revocation.metadata.name or "", status_patch(status, after)
+    await patch_status(
+        api,
+        Revocation.PLURAL,
+        namespace=revocation.metadata.namespace or "",
+        name=revocation.metadata.name or "",
+        status=status_patch(status, after),
     )
     if ready is None or ready.reason != reason:
         await post_pending(api, body, message)
@@ -145,6 +151,8 @@ async def follow_up(
         await post_certificate_revoked(api, marked, serial, message)
     if revocation.spec.reissue and await request_reissue(api, namespace, certificate_name, serial):
         logger.info("asked for a new certificate for ManagedCertificate %s/%s", namespace, certificate_name)
-    certificate_body = marked or await get_certificate(api, namespace, certificate_name)
+    certificate_body = marked or await get_object(
+        api, ManagedCertificate.PLURAL, namespace=namespace, name=certificate_name
+    )
     if certificate_body is not None:
         await notify_revoked(api, certificate_body, revocation, key, entry, crl_number)
