@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     # Only for annotations: these modules take the context as an argument themselves.
     from aiohttp.web import AppRunner
 
+    from certctl_operator.controllers.issuance import IssuanceRuntime
+    from certctl_operator.controllers.notifications.runtime import NotificationRuntime
     from certctl_operator.kube.secret_watch import SecretWatcher
     from certctl_operator.web.pki_state import PKIRegistry
     from certctl_operator.web.standby import Standby
@@ -57,4 +59,8 @@ class OperatorContext:
     pki_registry: PKIRegistry | None = None
     # The filtered watches of Secrets that issuers and channels reference.
     secret_watcher: SecretWatcher | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The controllers' runtimes (queues, caches), created by their start-up handlers.
+    issuance_runtime: IssuanceRuntime | None = None
+    notification_runtime: NotificationRuntime | None = None
+    # Token -> key authorization of the ACME HTTP-01 challenges being validated now.
+    http01_answers: dict[str, str] = field(default_factory=dict)

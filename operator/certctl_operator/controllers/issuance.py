@@ -417,11 +417,9 @@ class IssuanceRuntime:
 def runtime(memo: Any) -> IssuanceRuntime:
     """The runtime kept in the operator context (created at start-up)."""
     context: OperatorContext = memo.context
-    found: IssuanceRuntime | None = context.extras.get("issuance")
-    if found is None:
-        found = IssuanceRuntime(context)
-        context.extras["issuance"] = found
-    return found
+    if context.issuance_runtime is None:
+        context.issuance_runtime = IssuanceRuntime(context)
+    return context.issuance_runtime
 
 
 WATCH_HANDLERS = ("certificate_event", "secret_event", "issuer_event", "cluster_issuer_event")
@@ -451,7 +449,7 @@ async def start_issuance(settings: kopf.OperatorSettings, memo: Any, **_: Any) -
 
 @kopf.on.cleanup()
 async def stop_issuance(memo: Any, **_: Any) -> None:
-    found: IssuanceRuntime | None = memo.context.extras.get("issuance")
+    found = memo.context.issuance_runtime
     if found is not None:
         await found.queue.stop()
 

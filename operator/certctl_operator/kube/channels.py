@@ -277,7 +277,7 @@ def _string(secrets: SecretsByName, secret: str, key: str) -> str:
 
 def build_channel(
     spec: NotificationChannelSpec, secrets: SecretsByName, *, egress: EgressPolicy | None = None
-) -> senders.Channel:
+) -> senders.DeliveryTarget:
     """The sender's view of ``spec``; ChannelConfigError names the first problem found."""
     problems = channel_problems(spec, secrets, egress=egress)
     if problems:
@@ -291,7 +291,7 @@ def build_channel(
         secret = None
         if hook.signing_secret_ref is not None:
             secret = _value(secrets, hook.signing_secret_ref.name, hook.signing_secret_ref.key).strip()
-        return senders.WebhookChannel(
+        return senders.WebhookTarget(
             url=url,
             secret=secret,
             headers=dict(hook.headers or {}),
@@ -304,7 +304,7 @@ def build_channel(
         if mail.credentials_secret_ref is not None:
             username = _string(secrets, mail.credentials_secret_ref.name, BASIC_AUTH_USERNAME)
             password = _string(secrets, mail.credentials_secret_ref.name, BASIC_AUTH_PASSWORD)
-        return senders.EmailChannel(
+        return senders.EmailTarget(
             host=mail.host,
             port=mail.port,
             sender=mail.from_,
@@ -317,17 +317,17 @@ def build_channel(
         )
     if spec.slack is not None:
         ref = spec.slack.webhook_url_secret_ref
-        return senders.SlackChannel(
+        return senders.SlackTarget(
             webhook_url=_string(secrets, ref.name, ref.key), timeout=parse_duration(spec.slack.timeout)
         )
     if spec.teams is not None:
         ref = spec.teams.webhook_url_secret_ref
-        return senders.TeamsChannel(
+        return senders.TeamsTarget(
             webhook_url=_string(secrets, ref.name, ref.key), timeout=parse_duration(spec.teams.timeout)
         )
     if spec.pagerduty is not None:
         ref = spec.pagerduty.routing_key_secret_ref
-        return senders.PagerDutyChannel(
+        return senders.PagerDutyTarget(
             routing_key=_string(secrets, ref.name, ref.key),
             url=spec.pagerduty.url,
             timeout=parse_duration(spec.pagerduty.timeout),
@@ -409,7 +409,7 @@ async def read_secrets(api: Any, namespace: str, names: Iterable[str]) -> dict[s
 
 
 @dataclass(frozen=True)
-class Resolution:
+class ChannelLookup:
     """What :func:`resolve_channel` found.
 
     ``body`` is None when the NotificationChannel does not exist. Otherwise
@@ -419,7 +419,7 @@ class Resolution:
 
     body: dict[str, Any] | None
     model: NotificationChannel | None
-    channel: senders.Channel | None
+    channel: senders.DeliveryTarget | None
     problems: tuple[str, ...]
 
     @property
@@ -434,7 +434,7 @@ async def resolve_channel(
     *,
     egress: EgressPolicy | None = None,
     resolve_names: bool = False,
-) -> Resolution:
+) -> ChannelLookup:
     """Read the channel and its Secrets and build the sender's channel when possible.
 
     With ``egress`` a literal IP destination the policy refuses is a problem;
@@ -442,19 +442,19 @@ async def resolve_channel(
     """
     body = await read_channel(api, namespace, name)
     if body is None:
-        return Resolution(None, None, None, ())
+        return ChannelLookup(None, None, None, ())
     try:
         model = NotificationChannel.from_body(body)
     except ValueError as error:
-        return Resolution(body, None, None, spec_problems(error))
+        return ChannelLookup(body, None, None, spec_problems(error))
     secrets = await read_secrets(api, namespace, secret_names(model.spec))
     problems = channel_problems(model.spec, secrets, egress=egress)
     if egress is not None and resolve_names:
         problems += await resolved_egress_problems(destination_hosts(model.spec, secrets), egress)
     if problems:
-        return Resolution(body, model, None, tuple(problems))
+        return ChannelLookup(body, model, None, tuple(problems))
     try:
         channel = build_channel(model.spec, secrets, egress=egress)
     except ChannelConfigError as error:
-        return Resolution(body, model, None, (str(error),))
-    return Resolution(body, model, channel, ())
+        return ChannelLookup(body, model, None, (str(error),))
+    return ChannelLookup(body, model, channel, ())

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
-from enum import StrEnum
 from typing import TypeAlias
 
 from certctl_operator import API_GROUP
+from certctl_operator.api.notification import NotificationEventType, Severity
 from certctl_operator.policy.clock import format_rfc3339, require_aware
 
 JSONValue: TypeAlias = "str | int | float | bool | list[JSONValue] | dict[str, JSONValue] | None"
@@ -54,28 +54,13 @@ PAGERDUTY_DEDUP_KEY_LIMIT = 255
 EMAIL_SUBJECT_LIMIT = 200
 
 
-class EventType(StrEnum):
-    ISSUED = "Issued"
-    RENEWED = "Renewed"
-    RENEWAL_FAILED = "RenewalFailed"
-    EXPIRING = "Expiring"
-    REVOKED = "Revoked"
-    TEST = "Test"
-
-
-class Severity(StrEnum):
-    INFO = "info"
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-
-DEFAULT_SEVERITY: Mapping[EventType, Severity] = {
-    EventType.ISSUED: Severity.INFO,
-    EventType.RENEWED: Severity.INFO,
-    EventType.RENEWAL_FAILED: Severity.CRITICAL,
-    EventType.EXPIRING: Severity.WARNING,
-    EventType.REVOKED: Severity.WARNING,
-    EventType.TEST: Severity.INFO,
+DEFAULT_SEVERITY: Mapping[NotificationEventType, Severity] = {
+    NotificationEventType.ISSUED: Severity.INFO,
+    NotificationEventType.RENEWED: Severity.INFO,
+    NotificationEventType.RENEWAL_FAILED: Severity.CRITICAL,
+    NotificationEventType.EXPIRING: Severity.WARNING,
+    NotificationEventType.REVOKED: Severity.WARNING,
+    NotificationEventType.TEST: Severity.INFO,
 }
 
 
@@ -102,7 +87,7 @@ class Message:
     """
 
     event_id: str
-    type: EventType
+    type: NotificationEventType
     severity: Severity
     subject: str
     message: str

@@ -104,7 +104,7 @@ def _utcnow() -> datetime:
 
 
 @dataclass(frozen=True)
-class WebhookChannel:
+class WebhookTarget:
     """A generic HTTPS endpoint receiving :func:`~certctl_operator.notify.payload.render_webhook` bodies."""
 
     url: str = field(repr=False)
@@ -115,21 +115,21 @@ class WebhookChannel:
 
 
 @dataclass(frozen=True)
-class SlackChannel:
+class SlackTarget:
     webhook_url: str = field(repr=False)
     timeout: timedelta = DEFAULT_TIMEOUT
     ca_bundle: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
-class TeamsChannel:
+class TeamsTarget:
     webhook_url: str = field(repr=False)
     timeout: timedelta = DEFAULT_TIMEOUT
     ca_bundle: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
-class PagerDutyChannel:
+class PagerDutyTarget:
     routing_key: str = field(repr=False)
     url: str = PAGERDUTY_EVENTS_URL
     timeout: timedelta = DEFAULT_TIMEOUT
@@ -146,7 +146,7 @@ _DEFAULT_SMTP_PORT = {SmtpSecurity.NONE: 25, SmtpSecurity.STARTTLS: 587, SmtpSec
 
 
 @dataclass(frozen=True)
-class EmailChannel:
+class EmailTarget:
     """An SMTP relay. ``port`` defaults to 25, 587 or 465 by ``security``.
 
     Credentials are only sent over TLS unless ``allow_insecure_auth`` is set.
@@ -169,7 +169,7 @@ class EmailChannel:
         return self.port if self.port is not None else _DEFAULT_SMTP_PORT[self.security]
 
 
-Channel: TypeAlias = WebhookChannel | SlackChannel | TeamsChannel | PagerDutyChannel | EmailChannel
+DeliveryTarget: TypeAlias = WebhookTarget | SlackTarget | TeamsTarget | PagerDutyTarget | EmailTarget
 
 
 # --------------------------------------------------------------------------- results
@@ -530,7 +530,7 @@ async def post_json(
 
 
 async def send_webhook(
-    client: httpx.AsyncClient, channel: WebhookChannel, message: Message, *, now: datetime | None = None
+    client: httpx.AsyncClient, channel: WebhookTarget, message: Message, *, now: datetime | None = None
 ) -> DeliveryResult:
     """POST the generic JSON body, signed when the channel has a secret.
 
@@ -571,18 +571,18 @@ async def _post_document(
     )
 
 
-async def send_slack(client: httpx.AsyncClient, channel: SlackChannel, message: Message) -> DeliveryResult:
+async def send_slack(client: httpx.AsyncClient, channel: SlackTarget, message: Message) -> DeliveryResult:
     """POST a Slack incoming-webhook payload (the URL is a secret and never reported)."""
     return await _post_document(client, channel.webhook_url, render_slack(message), channel.timeout)
 
 
-async def send_teams(client: httpx.AsyncClient, channel: TeamsChannel, message: Message) -> DeliveryResult:
+async def send_teams(client: httpx.AsyncClient, channel: TeamsTarget, message: Message) -> DeliveryResult:
     """POST an Adaptive Card to a Teams Workflows (or incoming) webhook URL."""
     return await _post_document(client, channel.webhook_url, render_teams(message), channel.timeout)
 
 
 async def send_pagerduty(
-    client: httpx.AsyncClient, channel: PagerDutyChannel, message: Message
+    client: httpx.AsyncClient, channel: PagerDutyTarget, message: Message
 ) -> DeliveryResult:
     """Trigger a PagerDuty Events API v2 alert, de-duplicated by the event id."""
     document = render_pagerduty(message, channel.routing_key)
@@ -629,7 +629,7 @@ def _address(value: str) -> str:
 
 
 async def send_email(
-    channel: EmailChannel, message: Message, *, egress: EgressPolicy | None = None
+    channel: EmailTarget, message: Message, *, egress: EgressPolicy | None = None
 ) -> DeliveryResult:
     """Send a plain-text email through the channel's SMTP relay (connected as ``egress`` permits)."""
     started = time.monotonic()
@@ -717,8 +717,8 @@ class Notifier:
         self._clock = clock or _utcnow
         self._egress = egress
 
-    async def deliver(self, channel: Channel, message: Message) -> DeliveryResult:
-        if isinstance(channel, EmailChannel):
+    async def deliver(self, channel: DeliveryTarget, message: Message) -> DeliveryResult:
+        if isinstance(channel, EmailTarget):
             return await send_email(channel, message, egress=self._egress)
         started = time.monotonic()
         try:
@@ -727,10 +727,10 @@ class Notifier:
             return DeliveryResult.failure(
                 _elapsed(started), DeliveryError(ErrorKind.CONFIGURATION, "invalid CA bundle")
             )
-        if isinstance(channel, WebhookChannel):
+        if isinstance(channel, WebhookTarget):
             return await send_webhook(client, channel, message, now=self._clock())
-        if isinstance(channel, SlackChannel):
+        if isinstance(channel, SlackTarget):
             return await send_slack(client, channel, message)
-        if isinstance(channel, TeamsChannel):
+        if isinstance(channel, TeamsTarget):
             return await send_teams(client, channel, message)
         return await send_pagerduty(client, channel, message)

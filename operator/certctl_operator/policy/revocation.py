@@ -192,7 +192,7 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class Resolution:
+class RevocationTarget:
     """What to do with a Revocation: wait (Pending), give up (Failed), or revoke ``serial``."""
 
     outcome: Outcome
@@ -203,11 +203,11 @@ class Resolution:
     issuer: IssuerKey | None = None
 
     @classmethod
-    def pending(cls, reason: str, message: str) -> Resolution:
+    def pending(cls, reason: str, message: str) -> RevocationTarget:
         return cls(Outcome.PENDING, reason, message)
 
     @classmethod
-    def failed(cls, reason: str, message: str) -> Resolution:
+    def failed(cls, reason: str, message: str) -> RevocationTarget:
         return cls(Outcome.FAILED, reason, message)
 
 
@@ -223,7 +223,7 @@ class CurrentCertificate:
 
 
 @dataclass(frozen=True)
-class IssuerView:
+class RevokingIssuer:
     """What the decision needs to know about the issuer of the certificate."""
 
     key: IssuerKey
@@ -240,10 +240,10 @@ def resolve_target(
     certificate_exists: bool,
     secret_name: str | None,
     current: CurrentCertificate | None,
-    issuer: IssuerView | None,
+    issuer: RevokingIssuer | None,
     revoked_serials: Iterable[str],
     created_at: datetime | None,
-) -> Resolution:
+) -> RevocationTarget:
     """Decide what a Revocation of ``certificate_name`` revokes, or why it waits or fails.
 
     ``revoked_serials`` are the certificate's serials already revoked (its
@@ -255,12 +255,12 @@ def resolve_target(
     replacement. Otherwise the certificate now in the Secret is the target.
     """
     if not certificate_exists:
-        return Resolution.pending(
+        return RevocationTarget.pending(
             "CertificateNotFound",
             f"ManagedCertificate {certificate_name} does not exist (yet); waiting for it",
         )
     if issuer is not None and issuer.type is IssuerType.SELF_SIGNED:
-        return Resolution.failed(
+        return RevocationTarget.failed(
             "SelfSignedNotRevocable",
             f"ManagedCertificate {certificate_name} is issued by the selfSigned issuer {issuer.key.label}: "
             "each such certificate signs itself, so no CRL or OCSP responder exists that could list it. "
@@ -268,30 +268,30 @@ def resolve_target(
         )
     if current is None:
         where = f"Secret {secret_name}" if secret_name else "its Secret"
-        return Resolution.pending(
+        return RevocationTarget.pending(
             "CertificateNotIssued",
             f"ManagedCertificate {certificate_name} has no certificate in {where} yet; waiting for issuance",
         )
     if current.self_signed:
-        return Resolution.failed(
+        return RevocationTarget.failed(
             "SelfSignedNotRevocable",
             f"the certificate in Secret {secret_name} (serial {current.serial}) is self-signed: no CRL or "
             "OCSP responder exists that could list it",
         )
     if issuer is None or issuer.type is None:
         label = issuer.key.label if issuer is not None else "of the certificate"
-        return Resolution.pending(
+        return RevocationTarget.pending(
             "IssuerNotFound", f"the issuer {label} does not exist (yet); waiting for it"
         )
     if issuer.ca_problem is not None:
-        return Resolution.pending(
+        return RevocationTarget.pending(
             "IssuerNotReady",
             f"the CA of issuer {issuer.key.label} cannot sign a CRL: {issuer.ca_problem}",
         )
 
     earlier = _earlier_target(issuer.revoked, revoked_serials, created_at)
     if earlier is not None:
-        return Resolution(
+        return RevocationTarget(
             Outcome.TARGET,
             "AlreadyRevoked",
             f"serial {earlier.serial_number} of {certificate_name} was already revoked after this "
@@ -301,12 +301,12 @@ def resolve_target(
             issuer=issuer.key,
         )
     if not current.issued_by_issuer_ca:
-        return Resolution.failed(
+        return RevocationTarget.failed(
             "IssuerMismatch",
             f"the certificate in Secret {secret_name} (serial {current.serial}) was not signed by the "
             f"current CA of issuer {issuer.key.label}, so that issuer's CRL cannot revoke it",
         )
-    return Resolution(
+    return RevocationTarget(
         Outcome.TARGET,
         "Resolved",
         f"revoking serial {current.serial} of {certificate_name}",

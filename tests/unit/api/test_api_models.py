@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from certctl_operator.api import (
     API_GROUP_VERSION,
     RESOURCES,
+    CertificateEventType,
     ClusterIssuer,
     Condition,
     ConditionStatus,
@@ -29,6 +30,7 @@ from certctl_operator.api import (
     NotificationChannel,
     NotificationEvent,
     NotificationEventStatus,
+    NotificationEventType,
     PrivateKeyAlgorithm,
     PrivateKeySpec,
     Revocation,
@@ -582,3 +584,10 @@ def test_models_do_not_share_mutable_defaults() -> None:
         )
     )
     assert second.status.conditions == []
+
+
+def test_certificate_event_types_are_the_notification_event_types_but_test() -> None:
+    # A ManagedCertificate subscribes to what it can announce; a channel test is the only other kind.
+    assert {t.value for t in CertificateEventType} | {NotificationEventType.TEST.value} == {
+        t.value for t in NotificationEventType
+    }

@@ -164,7 +164,7 @@ def test_email_credentials_need_tls_and_settings_are_checked() -> None:
 
 def test_build_webhook_channel() -> None:
     channel = build_channel(WEBHOOK, SECRETS)
-    assert channel == senders.WebhookChannel(
+    assert channel == senders.WebhookTarget(
         url="https://hooks.example.test/t0ken",
         secret=b"s3cret-key",
         headers={"X-Team": "platform"},
@@ -172,14 +172,12 @@ def test_build_webhook_channel() -> None:
         ca_bundle=CA_PEM,
     )
     inline = build_channel(spec(webhook={"url": "http://127.0.0.1:8099/certctl"}), {})
-    assert inline == senders.WebhookChannel(
-        url="http://127.0.0.1:8099/certctl", timeout=timedelta(seconds=10)
-    )
+    assert inline == senders.WebhookTarget(url="http://127.0.0.1:8099/certctl", timeout=timedelta(seconds=10))
 
 
 def test_build_email_channel() -> None:
     channel = build_channel(EMAIL, SECRETS)
-    assert channel == senders.EmailChannel(
+    assert channel == senders.EmailTarget(
         host="smtp.example.test",
         port=2525,
         sender="certctl@example.test",
@@ -191,23 +189,23 @@ def test_build_email_channel() -> None:
         ca_bundle=CA_PEM,
     )
     anonymous = build_channel(spec(email={"host": "h", "from": "a@b.c", "to": ["c@d.e"]}), {})
-    assert isinstance(anonymous, senders.EmailChannel)
+    assert isinstance(anonymous, senders.EmailTarget)
     assert (anonymous.username, anonymous.password, anonymous.port) == (None, None, 587)
     assert anonymous.security is senders.SmtpSecurity.STARTTLS
 
 
 def test_build_chat_and_paging_channels() -> None:
-    assert build_channel(SLACK, SECRETS) == senders.SlackChannel(
+    assert build_channel(SLACK, SECRETS) == senders.SlackTarget(
         webhook_url="https://hooks.slack.test/services/T/B/X", timeout=timedelta(seconds=3)
     )
-    assert build_channel(TEAMS, SECRETS) == senders.TeamsChannel(
+    assert build_channel(TEAMS, SECRETS) == senders.TeamsTarget(
         webhook_url="https://teams.example.test/wf", timeout=timedelta(seconds=10)
     )
-    assert build_channel(PAGERDUTY, SECRETS) == senders.PagerDutyChannel(
+    assert build_channel(PAGERDUTY, SECRETS) == senders.PagerDutyTarget(
         routing_key="R0UT1NG", url="https://events.eu.pagerduty.com/v2/enqueue", timeout=timedelta(seconds=10)
     )
     default = build_channel(spec(pagerduty={"routingKeySecretRef": {"name": "pd", "key": "key"}}), SECRETS)
-    assert isinstance(default, senders.PagerDutyChannel)
+    assert isinstance(default, senders.PagerDutyTarget)
     assert default.url == senders.PAGERDUTY_EVENTS_URL
 
 

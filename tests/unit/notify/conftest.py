@@ -7,7 +7,11 @@ from typing import Any
 import pytest
 from tests.support.receivers import HTTPReceiver, ScriptedResponse, SMTPReceiver
 
-from certctl_operator.notify.payload import CertificateRef, EventType, Message, Severity
+from certctl_operator.api.notification import NotificationEventType, Severity
+from certctl_operator.notify.payload import (
+    CertificateRef,
+    Message,
+)
 from certctl_operator.notify.senders import HttpClientPool
 
 EVENT_ID = "0b7f4c1e-6a52-4e0c-9a51-6d1f0e2b9c33"
@@ -17,7 +21,7 @@ EVENT_ID = "0b7f4c1e-6a52-4e0c-9a51-6d1f0e2b9c33"
 def message() -> Message:
     return Message(
         event_id=EVENT_ID,
-        type=EventType.RENEWED,
+        type=NotificationEventType.RENEWED,
         severity=Severity.INFO,
         subject="Certificate shop/web renewed",
         message="The certificate shop/web was renewed; it is valid until 2025-06-01T00:00:00Z.",

@@ -31,11 +31,11 @@ from certctl_operator.notify.egress_transport import (
 )
 from certctl_operator.notify.payload import Message
 from certctl_operator.notify.senders import (
-    EmailChannel,
+    EmailTarget,
     HttpClientPool,
     Notifier,
     SmtpSecurity,
-    WebhookChannel,
+    WebhookTarget,
     send_email,
 )
 from certctl_operator.policy.notification import ErrorKind
@@ -304,7 +304,7 @@ async def test_the_notifier_reports_a_refused_webhook_as_invalid_configuration(
     http_receiver: Callable[..., HTTPReceiver], message: Message
 ) -> None:
     receiver = http_receiver()
-    channel = WebhookChannel(url=f"http://localhost:{receiver.port}/t0k3n-path")
+    channel = WebhookTarget(url=f"http://localhost:{receiver.port}/t0k3n-path")
     async with HttpClientPool(egress=EgressPolicy()) as pool:
         result = await Notifier(pool, egress=EgressPolicy()).deliver(channel, message)
     assert not result.ok and result.error is not None
@@ -325,7 +325,7 @@ async def test_email_connects_only_where_the_policy_permits(
     smtp_receiver: Callable[..., SMTPReceiver], message: Message
 ) -> None:
     receiver = smtp_receiver()
-    channel = EmailChannel(
+    channel = EmailTarget(
         host="localhost",
         port=receiver.port,
         sender="certctl@example.test",
@@ -346,7 +346,7 @@ async def test_a_header_the_http_library_refuses_is_a_configuration_error(
     http_receiver: Callable[..., HTTPReceiver], message: Message, pool: HttpClientPool
 ) -> None:
     receiver = http_receiver()
-    channel = WebhookChannel(url=receiver.url, headers={"X-Team": "ops\r\nX-Injected: 1"})
+    channel = WebhookTarget(url=receiver.url, headers={"X-Team": "ops\r\nX-Injected: 1"})
     result = await Notifier(pool).deliver(channel, message)
     assert not result.ok and result.error is not None
     assert result.error.kind is ErrorKind.CONFIGURATION

@@ -6,11 +6,10 @@ from typing import Any
 
 import pytest
 
+from certctl_operator.api.notification import NotificationEventType, Severity
 from certctl_operator.notify.payload import (
     CertificateRef,
-    EventType,
     Message,
-    Severity,
     email_subject,
     expiry_severity,
     render_email,
@@ -27,7 +26,7 @@ EVENT_ID = "5f0c7a5e-2f57-4f7a-9d7e-3b6c1f6d2a10"
 def make_message(**overrides: Any) -> Message:
     values: dict[str, Any] = {
         "event_id": EVENT_ID,
-        "type": EventType.EXPIRING,
+        "type": NotificationEventType.EXPIRING,
         "severity": Severity.WARNING,
         "subject": "Certificate shop/web expires in 7 days",
         "message": "The certificate shop/web expires at 2025-03-11T05:06:07Z and has not been renewed.",
@@ -65,7 +64,9 @@ def test_webhook_body_is_deterministic_json() -> None:
 
 
 def test_webhook_body_without_certificate_and_unicode() -> None:
-    body = render_webhook(make_message(type=EventType.TEST, certificate=None, subject="Test \u2713"))
+    body = render_webhook(
+        make_message(type=NotificationEventType.TEST, certificate=None, subject="Test \u2713")
+    )
     assert json.loads(body)["certificate"] is None
     assert "\u2713".encode() in body
 

@@ -16,14 +16,14 @@ from certctl_operator import __version__
 from certctl_operator.notify.payload import Message, render_webhook
 from certctl_operator.notify.senders import (
     DeliveryResult,
-    EmailChannel,
+    EmailTarget,
     HttpClientPool,
     Notifier,
-    PagerDutyChannel,
-    SlackChannel,
+    PagerDutyTarget,
+    SlackTarget,
     SmtpSecurity,
-    TeamsChannel,
-    WebhookChannel,
+    TeamsTarget,
+    WebhookTarget,
     redact_url,
     send_webhook,
 )
@@ -74,7 +74,7 @@ async def test_webhook_delivery_is_signed_and_idempotent(
     http_receiver: StartHTTP, pool: HttpClientPool, message: Message
 ) -> None:
     receiver = http_receiver()
-    channel = WebhookChannel(
+    channel = WebhookTarget(
         url=receiver.url_for("/hooks/certs"),
         secret=SIGNING_SECRET,
         headers={"X-Team": "payments", "Idempotency-Key": "forged", "Content-Type": "text/plain"},
@@ -106,7 +106,7 @@ async def test_webhook_without_secret_is_unsigned(
     http_receiver: StartHTTP, pool: HttpClientPool, message: Message
 ) -> None:
     receiver = http_receiver()
-    result = await Notifier(pool).deliver(WebhookChannel(url=receiver.url), message)
+    result = await Notifier(pool).deliver(WebhookTarget(url=receiver.url), message)
     assert result.ok
     (request,) = receiver.requests
     assert request.header("x-certctl-signature") is None
@@ -117,7 +117,7 @@ async def test_retries_reuse_body_and_idempotency_key_until_delivered(
     http_receiver: StartHTTP, pool: HttpClientPool, message: Message
 ) -> None:
     receiver = http_receiver([ScriptedResponse(503), ScriptedResponse(503)])
-    channel = WebhookChannel(url=receiver.url, secret=SIGNING_SECRET)
+    channel = WebhookTarget(url=receiver.url, secret=SIGNING_SECRET)
     notifier = Notifier(pool, clock=lambda: NOW)
     state, now = DeliveryState(), NOW
     while not state.terminal:
@@ -147,7 +147,7 @@ async def test_exactly_five_attempts_then_dead(
     http_receiver: StartHTTP, pool: HttpClientPool, message: Message
 ) -> None:
     receiver = http_receiver(default=ScriptedResponse(500, b"boom"))
-    channel = WebhookChannel(url=receiver.url)
+    channel = WebhookTarget(url=receiver.url)
     notifier = Notifier(pool)
     state, now = DeliveryState(), NOW
     while not state.terminal:
@@ -192,7 +192,7 @@ async def test_status_classification(
 ) -> None:
     headers = {"Location": "http://127.0.0.1:1/elsewhere"} if status == 301 else {}
     receiver = http_receiver([ScriptedResponse(status, b"failure", headers)])
-    result = await Notifier(pool).deliver(WebhookChannel(url=receiver.url), message)
+    result = await Notifier(pool).deliver(WebhookTarget(url=receiver.url), message)
     assert failed(result) == (kind, text)
     assert result.status_code == status
     assert result.error is not None and result.error.retryable is retryable
@@ -203,7 +203,7 @@ async def test_retry_after_is_honoured(
     http_receiver: StartHTTP, pool: HttpClientPool, message: Message
 ) -> None:
     receiver = http_receiver([ScriptedResponse(429, b"", {"Retry-After": "120"})])
-    result = await Notifier(pool).deliver(WebhookChannel(url=receiver.url), message)
+    result = await Notifier(pool).deliver(WebhookTarget(url=receiver.url), message)
     assert result.error is not None
     assert result.error.retry_after == timedelta(seconds=120)
     state = on_failure(DeliveryState(), result.error, NOW)
@@ -215,7 +215,7 @@ async def test_slow_receiver_times_out(
 ) -> None:
     receiver = http_receiver([ScriptedResponse(200, hold=True)])
     try:
-        result = await Notifier(pool).deliver(WebhookChannel(url=receiver.url, timeout=SHORT), message)
+        result = await Notifier(pool).deliver(WebhookTarget(url=receiver.url, timeout=SHORT), message)
         await receiver.wait_until_held_async()
     finally:
         receiver.release()
@@ -226,7 +226,7 @@ async def test_slow_receiver_times_out(
 
 async def test_connection_refused(pool: HttpClientPool, message: Message) -> None:
     port = closed_port()
-    result = await Notifier(pool).deliver(WebhookChannel(url=f"http://127.0.0.1:{port}/hook"), message)
+    result = await Notifier(pool).deliver(WebhookTarget(url=f"http://127.0.0.1:{port}/hook"), message)
     assert failed(result) == (ErrorKind.CONNECTION, f"connection refused (127.0.0.1:{port})")
     assert result.error is not None and result.error.retryable
 
@@ -241,7 +241,7 @@ async def test_connection_refused(pool: HttpClientPool, message: Message) -> Non
 async def test_bad_urls_are_configuration_errors(
     pool: HttpClientPool, message: Message, url: str, text: str
 ) -> None:
-    result = await Notifier(pool).deliver(WebhookChannel(url=url), message)
+    result = await Notifier(pool).deliver(WebhookTarget(url=url), message)
     assert failed(result) == (ErrorKind.CONFIGURATION, text)
 
 
@@ -257,15 +257,15 @@ async def test_errors_never_reveal_secrets(
     receiver = http_receiver(
         [ScriptedResponse(400, echo), ScriptedResponse(503), ScriptedResponse(200, hold=True)]
     )
-    webhook = WebhookChannel(
+    webhook = WebhookTarget(
         url=f"{receiver.url}/hook?token={token}",
         secret=SIGNING_SECRET,
         headers={"Authorization": bearer},
     )
     slack_path = "/services/T000/B000/slk-SECRET-XYZ"
-    slack = SlackChannel(webhook_url=receiver.url + slack_path)
-    refused_slack = SlackChannel(webhook_url=f"http://127.0.0.1:{closed_port()}{slack_path}")
-    slow_teams = TeamsChannel(
+    slack = SlackTarget(webhook_url=receiver.url + slack_path)
+    refused_slack = SlackTarget(webhook_url=f"http://127.0.0.1:{closed_port()}{slack_path}")
+    slow_teams = TeamsTarget(
         webhook_url=receiver.url + "/workflows/tms-SECRET-1?sig=sig-SECRET-2", timeout=SHORT
     )
     notifier = Notifier(pool)
@@ -289,11 +289,11 @@ async def test_errors_never_reveal_secrets(
 
 def test_channel_reprs_hide_secrets() -> None:
     channels = [
-        WebhookChannel(url="https://h.example/x?token=SECRET", secret=b"SECRET", headers={"A": "SECRET"}),
-        SlackChannel(webhook_url="https://hooks.slack.example/services/SECRET"),
-        TeamsChannel(webhook_url="https://teams.example/SECRET"),
-        PagerDutyChannel(routing_key="SECRET"),
-        EmailChannel(host="smtp.example", sender="a@b", recipients=("c@d",), username="u", password="SECRET"),
+        WebhookTarget(url="https://h.example/x?token=SECRET", secret=b"SECRET", headers={"A": "SECRET"}),
+        SlackTarget(webhook_url="https://hooks.slack.example/services/SECRET"),
+        TeamsTarget(webhook_url="https://teams.example/SECRET"),
+        PagerDutyTarget(routing_key="SECRET"),
+        EmailTarget(host="smtp.example", sender="a@b", recipients=("c@d",), username="u", password="SECRET"),
     ]
     for channel in channels:
         assert "SECRET" not in repr(channel)
@@ -318,10 +318,10 @@ async def test_slack_teams_and_pagerduty_formats(
         [ScriptedResponse(200), ScriptedResponse(200), ScriptedResponse(202, b'{"status":"success"}')]
     )
     notifier = Notifier(pool)
-    slack = await notifier.deliver(SlackChannel(webhook_url=receiver.url_for("/slack")), message)
-    teams = await notifier.deliver(TeamsChannel(webhook_url=receiver.url_for("/teams")), message)
+    slack = await notifier.deliver(SlackTarget(webhook_url=receiver.url_for("/slack")), message)
+    teams = await notifier.deliver(TeamsTarget(webhook_url=receiver.url_for("/teams")), message)
     pagerduty = await notifier.deliver(
-        PagerDutyChannel(routing_key="R0UT1NG", url=receiver.url_for("/v2/enqueue")), message
+        PagerDutyTarget(routing_key="R0UT1NG", url=receiver.url_for("/v2/enqueue")), message
     )
     assert (slack.ok, teams.ok, pagerduty.ok) == (True, True, True)
     assert pagerduty.detail == "HTTP 202 Accepted"
@@ -346,7 +346,7 @@ async def test_pagerduty_errors_hide_the_routing_key(
     http_receiver: StartHTTP, pool: HttpClientPool, message: Message
 ) -> None:
     receiver = http_receiver([ScriptedResponse(400, b'{"message":"invalid routing key R0UT1NG"}')])
-    result = await Notifier(pool).deliver(PagerDutyChannel(routing_key="R0UT1NG", url=receiver.url), message)
+    result = await Notifier(pool).deliver(PagerDutyTarget(routing_key="R0UT1NG", url=receiver.url), message)
     kind, text = failed(result)
     assert kind is ErrorKind.CLIENT_ERROR
     assert "R0UT1NG" not in text
@@ -363,25 +363,23 @@ async def test_https_with_a_ca_bundle(
     receiver = http_receiver(tls=certificate)
     notifier = Notifier(pool)
 
-    trusted = await notifier.deliver(
-        WebhookChannel(url=receiver.url, ca_bundle=certificate.cert_pem), message
-    )
+    trusted = await notifier.deliver(WebhookTarget(url=receiver.url, ca_bundle=certificate.cert_pem), message)
     assert trusted.ok
 
-    untrusted = await notifier.deliver(WebhookChannel(url=receiver.url), message)
+    untrusted = await notifier.deliver(WebhookTarget(url=receiver.url), message)
     kind, text = failed(untrusted)
     assert kind is ErrorKind.TLS
     assert text.startswith("TLS certificate verification failed")
     assert untrusted.error is not None and not untrusted.error.retryable
 
     other = make_self_signed()
-    wrong = await notifier.deliver(WebhookChannel(url=receiver.url, ca_bundle=other.cert_pem), message)
+    wrong = await notifier.deliver(WebhookTarget(url=receiver.url, ca_bundle=other.cert_pem), message)
     assert failed(wrong)[0] is ErrorKind.TLS
 
 
 async def test_invalid_ca_bundle(pool: HttpClientPool, message: Message) -> None:
     result = await Notifier(pool).deliver(
-        SlackChannel(webhook_url="https://127.0.0.1:1/x", ca_bundle="not a certificate"), message
+        SlackTarget(webhook_url="https://127.0.0.1:1/x", ca_bundle="not a certificate"), message
     )
     assert failed(result) == (ErrorKind.CONFIGURATION, "invalid CA bundle")
 
@@ -403,7 +401,7 @@ async def test_pool_keeps_one_client_per_bundle_and_closes_its_own() -> None:
 # ------------------------------------------------------------------ email
 
 
-def email_channel(receiver: SMTPReceiver, **overrides: object) -> EmailChannel:
+def email_channel(receiver: SMTPReceiver, **overrides: object) -> EmailTarget:
     values: dict[str, object] = {
         "host": receiver.host,
         "port": receiver.port,
@@ -415,7 +413,7 @@ def email_channel(receiver: SMTPReceiver, **overrides: object) -> EmailChannel:
     if receiver.tls is not None:
         values["ca_bundle"] = receiver.tls.cert_pem
     values.update(overrides)
-    return EmailChannel(**values)  # type: ignore[arg-type]
+    return EmailTarget(**values)  # type: ignore[arg-type]
 
 
 async def test_email_plain(smtp_receiver: StartSMTP, pool: HttpClientPool, message: Message) -> None:
@@ -559,7 +557,7 @@ async def test_email_data_replies(
 
 async def test_email_connection_refused(pool: HttpClientPool, message: Message) -> None:
     port = closed_port()
-    channel = EmailChannel(
+    channel = EmailTarget(
         host="127.0.0.1",
         port=port,
         sender="a@example.test",
@@ -572,7 +570,7 @@ async def test_email_connection_refused(pool: HttpClientPool, message: Message) 
 
 async def test_email_timeout(pool: HttpClientPool, message: Message) -> None:
     with silent_listener() as port:
-        channel = EmailChannel(
+        channel = EmailTarget(
             host="127.0.0.1",
             port=port,
             sender="a@example.test",
@@ -585,32 +583,32 @@ async def test_email_timeout(pool: HttpClientPool, message: Message) -> None:
 
 
 async def test_email_configuration_errors(pool: HttpClientPool, message: Message) -> None:
-    base = EmailChannel(host="127.0.0.1", port=1, sender="a@example.test", recipients=("b@example.test",))
+    base = EmailTarget(host="127.0.0.1", port=1, sender="a@example.test", recipients=("b@example.test",))
     notifier = Notifier(pool)
     cases = [
-        (EmailChannel(host="127.0.0.1", port=1, sender="a@example.test", recipients=()), "no recipients"),
+        (EmailTarget(host="127.0.0.1", port=1, sender="a@example.test", recipients=()), "no recipients"),
         (
-            EmailChannel(host="127.0.0.1", port=1, sender="a@x", recipients=("b@x",), username="u"),
+            EmailTarget(host="127.0.0.1", port=1, sender="a@x", recipients=("b@x",), username="u"),
             "SMTP username and password go together",
         ),
         (
-            EmailChannel(host="127.0.0.1", port=1, sender="a@x\r\nBcc: c@x", recipients=("b@x",)),
+            EmailTarget(host="127.0.0.1", port=1, sender="a@x\r\nBcc: c@x", recipients=("b@x",)),
             "invalid email address or header",
         ),
         (
-            EmailChannel(host="127.0.0.1", port=1, sender="a@x", recipients=("b@x",), ca_bundle="junk"),
+            EmailTarget(host="127.0.0.1", port=1, sender="a@x", recipients=("b@x",), ca_bundle="junk"),
             "invalid CA bundle",
         ),
     ]
     for channel, text in cases:
         assert failed(await notifier.deliver(channel, message)) == (ErrorKind.CONFIGURATION, text)
     assert base.effective_port == 1
-    assert EmailChannel(host="h", sender="a", recipients=("b",)).effective_port == 587
+    assert EmailTarget(host="h", sender="a", recipients=("b",)).effective_port == 587
     assert (
-        EmailChannel(host="h", sender="a", recipients=("b",), security=SmtpSecurity.TLS).effective_port == 465
+        EmailTarget(host="h", sender="a", recipients=("b",), security=SmtpSecurity.TLS).effective_port == 465
     )
     assert (
-        EmailChannel(host="h", sender="a", recipients=("b",), security=SmtpSecurity.NONE).effective_port == 25
+        EmailTarget(host="h", sender="a", recipients=("b",), security=SmtpSecurity.NONE).effective_port == 25
     )
 
 
@@ -622,6 +620,6 @@ async def test_short_header_values_do_not_garble_errors(
     http_receiver: StartHTTP, pool: HttpClientPool, message: Message
 ) -> None:
     receiver = http_receiver([ScriptedResponse(401, b"denied")])
-    channel = WebhookChannel(url=receiver.url, headers={"X-Version": "1"})
+    channel = WebhookTarget(url=receiver.url, headers={"X-Version": "1"})
     result = await Notifier(pool).deliver(channel, message)
     assert failed(result) == (ErrorKind.CLIENT_ERROR, "HTTP 401 Unauthorized: denied")

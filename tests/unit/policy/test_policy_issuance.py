@@ -33,7 +33,6 @@ from certctl_operator.policy.issuance import (
     ANNOTATION_RENEW,
     ANNOTATION_REVISION,
     Action,
-    CertificateFacts,
     IssuerView,
     Mismatch,
     Reason,
@@ -53,22 +52,25 @@ from certctl_operator.policy.issuance import (
     next_action_time,
     ocsp_url,
     other_owner,
-    ready_transition,
     renew_token,
     request_hash,
     secret_conflict,
     secret_written_for,
     serial_hex,
     spec_problems,
+    with_notified,
+)
+from certctl_operator.policy.issuers import SecretSnapshot, evaluate_issuer
+from certctl_operator.status.certificates import (
+    CertificateFacts,
+    ready_transition,
     status_after_failure,
     status_after_issuance,
     status_conflict_waiting,
     status_in_sync,
     status_invalid,
     status_revoked,
-    with_notified,
 )
-from certctl_operator.policy.issuers import SecretSnapshot, evaluate_issuer
 
 NOW = datetime(2030, 1, 15, 12, 0, 0, tzinfo=UTC)
 NS = "team"

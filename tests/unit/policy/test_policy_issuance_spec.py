@@ -16,6 +16,8 @@ from certctl_operator.policy.issuance import (
     key_encoding_for,
     spec_error_message,
     spec_problems,
+)
+from certctl_operator.status.certificates import (
     status_unreadable,
 )
 

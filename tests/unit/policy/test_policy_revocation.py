@@ -23,9 +23,9 @@ from certctl_operator.policy.revocation import (
     CRLState,
     CurrentCertificate,
     IssuerKey,
-    IssuerView,
     Outcome,
     RevocationListFull,
+    RevokingIssuer,
     crl_refresh_due,
     decode_issued,
     decode_revoked,
@@ -171,8 +171,8 @@ def current(serial: str = "0abc", *, self_signed: bool = False, issued: bool = T
     return CurrentCertificate(serial, NOW + 30 * DAY, self_signed, issued)
 
 
-def ca_issuer(*revoked: RevokedCertificate, problem: str | None = None) -> IssuerView:
-    return IssuerView(ISSUER, IssuerType.CA, problem, revoked)
+def ca_issuer(*revoked: RevokedCertificate, problem: str | None = None) -> RevokingIssuer:
+    return RevokingIssuer(ISSUER, IssuerType.CA, problem, revoked)
 
 
 def decide(**changes: object):  # type: ignore[no-untyped-def]
@@ -204,7 +204,7 @@ def test_a_missing_certificate_or_an_unissued_one_waits() -> None:
 
 
 def test_self_signed_certificates_fail_at_once_with_the_reason() -> None:
-    by_issuer = decide(issuer=IssuerView(ISSUER, IssuerType.SELF_SIGNED), current=None)
+    by_issuer = decide(issuer=RevokingIssuer(ISSUER, IssuerType.SELF_SIGNED), current=None)
     assert (by_issuer.outcome, by_issuer.reason) == (Outcome.FAILED, "SelfSignedNotRevocable")
     assert "no CRL or OCSP responder" in by_issuer.message
     by_leaf = decide(current=current(self_signed=True))
@@ -213,7 +213,7 @@ def test_self_signed_certificates_fail_at_once_with_the_reason() -> None:
 
 def test_a_missing_issuer_or_an_unusable_ca_waits() -> None:
     assert decide(issuer=None).reason == "IssuerNotFound"
-    assert decide(issuer=IssuerView(ISSUER, None)).outcome is Outcome.PENDING
+    assert decide(issuer=RevokingIssuer(ISSUER, None)).outcome is Outcome.PENDING
     not_ready = decide(issuer=ca_issuer(problem="the CA Secret team-a/ca does not exist"))
     assert (not_ready.outcome, not_ready.reason) == (Outcome.PENDING, "IssuerNotReady")
     assert "does not exist" in not_ready.message

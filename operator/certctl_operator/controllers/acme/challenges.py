@@ -27,16 +27,14 @@ from certctl_operator.settings import Settings
 from certctl_operator.web.server import register_routes
 
 # The logger name the ACME glue has always logged under (it was the glue module's name).
-logger = logging.getLogger("certctl_operator.handlers.acme")
+logger = logging.getLogger("certctl_operator.controllers.acme")
 
-HTTP01_ANSWERS = "acme_http01_answers"
 CHALLENGE_PATH = "/.well-known/acme-challenge/{token}"
 
 
 def http01_answers(context: OperatorContext) -> dict[str, str]:
     """Token -> key authorization of the HTTP-01 challenges being validated now."""
-    answers: dict[str, str] = context.extras.setdefault(HTTP01_ANSWERS, {})
-    return answers
+    return context.http01_answers
 
 
 def install_challenge_route(app: web.Application, context: OperatorContext) -> None:
@@ -52,7 +50,7 @@ def install_challenge_route(app: web.Application, context: OperatorContext) -> N
 register_routes(install_challenge_route)
 
 
-class ChallengeAnswers:
+class ChallengePublisher:
     """Publishes challenge answers: the operator's table, solver Pods, or RFC 2136 updates."""
 
     def __init__(
@@ -155,7 +153,7 @@ async def remove_solver_pods(pods: SolverPods, key: Key) -> None:
 
 
 __all__ = [
-    "ChallengeAnswers",
+    "ChallengePublisher",
     "http01_answers",
     "install_challenge_route",
     "remove_solver_pods",

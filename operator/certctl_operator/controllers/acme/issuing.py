@@ -27,7 +27,7 @@ from certctl_operator.controllers.acme.account import (
     tsig_secrets,
 )
 from certctl_operator.controllers.acme.challenges import (
-    ChallengeAnswers,
+    ChallengePublisher,
     http01_answers,
     remove_solver_pods,
     solver_pod_defaults,
@@ -119,7 +119,7 @@ async def issue_acme(
     if uses_solver_pods(spec):
         owner = SolverOwner(key.namespace, key.name, str(body["metadata"].get("uid", "")))
         pods = SolverPods(rt.api, owner, solver_pod_defaults(rt.settings))
-    answers = ChallengeAnswers(http01_answers(rt.context), tsig, pods)
+    answers = ChallengePublisher(http01_answers(rt.context), tsig, pods)
     try:
         result = await run_order(
             account,

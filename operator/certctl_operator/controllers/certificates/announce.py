@@ -29,7 +29,6 @@ from certctl_operator.kube.notification_events import ensure_notification_event
 from certctl_operator.metrics import expiry_alerts_total
 from certctl_operator.policy.clock import format_rfc3339
 from certctl_operator.policy.issuance import (
-    CertificateFacts,
     Decision,
     Reason,
     expiry_notice_due,
@@ -37,6 +36,9 @@ from certctl_operator.policy.issuance import (
     with_notified,
 )
 from certctl_operator.policy.renewal import expiry_event_name, notification_event_name, object_name
+from certctl_operator.status.certificates import (
+    CertificateFacts,
+)
 
 logger = logging.getLogger("certctl.issuance")
 

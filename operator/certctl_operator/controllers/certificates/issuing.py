@@ -28,7 +28,7 @@ from certctl_operator.controllers.certificates.announce import (
 )
 from certctl_operator.controllers.certificates.writes import PLURAL, Conflict, finish
 from certctl_operator.controllers.issuance import IssuanceRuntime, Key, issuer_key
-from certctl_operator.handlers.pki_publishing import record_issued_serial
+from certctl_operator.controllers.publishing.index import record_issued_serial
 from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.secrets import apply_secret, create_secret, created_fields
 from certctl_operator.metrics import issuance_duration_seconds, issuance_failures_total, issuance_total
@@ -44,7 +44,6 @@ from certctl_operator.pki import (
 )
 from certctl_operator.policy.clock import format_rfc3339
 from certctl_operator.policy.issuance import (
-    CertificateFacts,
     Decision,
     Reason,
     SecretExamination,
@@ -56,13 +55,16 @@ from certctl_operator.policy.issuance import (
     metadata_differs,
     name_constraint_violations,
     other_owner,
-    ready_transition,
     request_hash,
     serial_hex,
+)
+from certctl_operator.policy.issuers import SECRET_TYPE_TLS, SecretSnapshot
+from certctl_operator.status.certificates import (
+    CertificateFacts,
+    ready_transition,
     status_after_failure,
     status_after_issuance,
 )
-from certctl_operator.policy.issuers import SECRET_TYPE_TLS, SecretSnapshot
 
 logger = logging.getLogger("certctl.issuance")
 

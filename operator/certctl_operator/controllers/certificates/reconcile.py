@@ -40,13 +40,15 @@ from certctl_operator.policy.issuance import (
     secret_conflict,
     spec_error_message,
     spec_problems,
+)
+from certctl_operator.status.certificates import (
+    ready_or_message_changed,
     status_conflict_waiting,
     status_in_sync,
     status_invalid,
     status_revoked,
     status_unreadable,
 )
-from certctl_operator.status.certificates import ready_or_message_changed
 from certctl_operator.workqueue import Requeue
 
 logger = logging.getLogger("certctl.issuance")

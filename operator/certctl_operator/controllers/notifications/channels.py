@@ -22,7 +22,7 @@ from certctl_operator.controllers.notifications.announce import announce_channel
 from certctl_operator.controllers.notifications.logs import describe_error, logger
 from certctl_operator.controllers.notifications.runtime import ChannelKey, NotificationRuntime
 from certctl_operator.kube import channels as channel_kube
-from certctl_operator.kube.notification_objects import CHANNELS, patch_status
+from certctl_operator.kube.objects import patch_status
 from certctl_operator.policy.clock import utc_now
 from certctl_operator.status.channels import channel_status, unparsable_channel_status
 
@@ -57,7 +57,9 @@ async def _write_channel_status(
     if not patch:
         return
     try:
-        written = await patch_status(api, CHANNELS, namespace, name, patch)
+        written = await patch_status(
+            api, NotificationChannel.PLURAL, namespace=namespace, name=name, status=patch
+        )
     except asyncio.CancelledError:
         raise
     except Exception as error:

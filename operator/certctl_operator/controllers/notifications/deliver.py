@@ -37,7 +37,7 @@ from certctl_operator.controllers.notifications.runtime import (
 )
 from certctl_operator.controllers.pausing import STOP_POLL_SECONDS
 from certctl_operator.kube import channels as channel_kube
-from certctl_operator.kube.notification_objects import EVENTS, delete_if_unchanged, get_object
+from certctl_operator.kube.objects import delete_if_unchanged, get_object
 from certctl_operator.notify.senders import DeliveryResult
 from certctl_operator.policy import notification as policy
 from certctl_operator.policy.clock import utc_now
@@ -82,7 +82,12 @@ async def _delete_expired(runtime: NotificationRuntime, tracked: TrackedEvent, l
     """Delete a Sent event whose retention has passed; Dead ones stay until a person acts."""
     try:
         deleted = await delete_if_unchanged(
-            runtime.api, EVENTS, tracked.namespace, tracked.name, tracked.uid, tracked.resource_version
+            runtime.api,
+            NotificationEvent.PLURAL,
+            namespace=tracked.namespace,
+            name=tracked.name,
+            uid=tracked.uid,
+            resource_version=tracked.resource_version,
         )
     except asyncio.CancelledError:
         raise
@@ -106,7 +111,7 @@ async def _delete_expired(runtime: NotificationRuntime, tracked: TrackedEvent, l
 async def _step(runtime: NotificationRuntime, tracked: TrackedEvent, log: Any) -> None:
     """One decision on the event as stored now: requeue, attempt, or nothing."""
     api = runtime.api
-    fresh = await get_object(api, EVENTS, tracked.namespace, tracked.name)
+    fresh = await get_object(api, NotificationEvent.PLURAL, namespace=tracked.namespace, name=tracked.name)
     if fresh is None or fresh["metadata"].get("uid") != tracked.uid:
         return
     if fresh["metadata"].get("deletionTimestamp"):

@@ -7,21 +7,25 @@ message by its id.
 
 from __future__ import annotations
 
-from certctl_operator.api.notification import NotificationEvent
-from certctl_operator.notify.payload import CertificateRef, EventType, JSONValue, Message, Severity
+from certctl_operator.api.notification import NotificationEvent, NotificationEventType, Severity
+from certctl_operator.notify.payload import (
+    CertificateRef,
+    JSONValue,
+    Message,
+)
 
 _TYPE_VERBS = {
-    EventType.ISSUED: "issued",
-    EventType.RENEWED: "renewed",
-    EventType.RENEWAL_FAILED: "failed to renew",
-    EventType.EXPIRING: "expiring",
-    EventType.REVOKED: "revoked",
+    NotificationEventType.ISSUED: "issued",
+    NotificationEventType.RENEWED: "renewed",
+    NotificationEventType.RENEWAL_FAILED: "failed to renew",
+    NotificationEventType.EXPIRING: "expiring",
+    NotificationEventType.REVOKED: "revoked",
 }
 
 
-def default_subject(event_type: EventType, certificate: CertificateRef | None) -> str:
+def default_subject(event_type: NotificationEventType, certificate: CertificateRef | None) -> str:
     """A one-line subject for an event that has none."""
-    if event_type is EventType.TEST:
+    if event_type is NotificationEventType.TEST:
         return "certctl test notification"
     verb = _TYPE_VERBS[event_type]
     if certificate is None:
@@ -44,7 +48,7 @@ def build_message(event: NotificationEvent) -> Message:
     certificate = (
         CertificateRef(meta.namespace or "", spec.certificate_ref.name) if spec.certificate_ref else None
     )
-    event_type = EventType(spec.type.value)
+    event_type = NotificationEventType(spec.type.value)
     subject = spec.subject or default_subject(event_type, certificate)
     details: dict[str, JSONValue] = dict(spec.details or {})
     return Message(

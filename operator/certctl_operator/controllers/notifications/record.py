@@ -18,7 +18,7 @@ from certctl_operator.api.common import status_patch
 from certctl_operator.api.notification import DeliveryPhase, NotificationEvent, NotificationEventStatus
 from certctl_operator.controllers.notifications.logs import describe_error
 from certctl_operator.controllers.notifications.runtime import NotificationRuntime
-from certctl_operator.kube.notification_objects import EVENTS, patch_labels, patch_status
+from certctl_operator.kube.objects import patch_labels, patch_status
 from certctl_operator.policy import notification as policy
 from certctl_operator.status import notifications as event_status
 
@@ -39,7 +39,9 @@ async def write_event_status(
     patch = status_patch(model.status, after)
     meta = model.metadata
     namespace, name = meta.namespace or "", meta.name or ""
-    written = await patch_status(runtime.api, EVENTS, namespace, name, patch)
+    written = await patch_status(
+        runtime.api, NotificationEvent.PLURAL, namespace=namespace, name=name, status=patch
+    )
     if visit_goes_on:
         runtime.remember_write(written)
     return written, NotificationEvent.from_body(written)
@@ -86,7 +88,13 @@ async def sync_phase_label(api: Any, body: Mapping[str, Any], log: Any) -> None:
         return
     for delay in (*LABEL_WRITE_DELAYS, None):
         try:
-            await patch_labels(api, EVENTS, str(meta.get("namespace")), str(meta.get("name")), patch)
+            await patch_labels(
+                api,
+                NotificationEvent.PLURAL,
+                namespace=str(meta.get("namespace")),
+                name=str(meta.get("name")),
+                labels=patch,
+            )
             return
         except asyncio.CancelledError:
             raise

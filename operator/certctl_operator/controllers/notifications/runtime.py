@@ -30,9 +30,6 @@ from certctl_operator.settings import Settings
 from certctl_operator.status import notifications as event_status
 from certctl_operator.workqueue import WorkQueue
 
-RUNTIME_KEY = "notifications"
-"""``context.extras`` key of the :class:`NotificationRuntime`."""
-
 DELIVERY_WORKERS = 32
 """Events and channels handled at the same time.
 
@@ -266,5 +263,7 @@ def context_of(memo: Any) -> OperatorContext:
 
 def runtime_of(memo: Any) -> NotificationRuntime:
     """The notification runtime the start-up handler put into the context."""
-    runtime: NotificationRuntime = context_of(memo).extras[RUNTIME_KEY]
+    runtime = context_of(memo).notification_runtime
+    if runtime is None:
+        raise RuntimeError("the notification controller has not started")
     return runtime

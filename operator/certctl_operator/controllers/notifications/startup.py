@@ -20,7 +20,6 @@ import kopf
 from certctl_operator.controllers.notifications import deliver
 from certctl_operator.controllers.notifications.channels import check_channel
 from certctl_operator.controllers.notifications.runtime import (
-    RUNTIME_KEY,
     ChannelKey,
     NotificationRuntime,
     WorkKey,
@@ -74,14 +73,14 @@ async def start_notifications(memo: Any, **_: Any) -> None:
         api=await create_api_client(),
     )
     runtime.update_gauges()
-    context.extras[RUNTIME_KEY] = runtime
+    context.notification_runtime = runtime
     runtime.queue.start()
 
 
 @kopf.on.cleanup(id="notifications-cleanup")
 async def stop_notifications(memo: Any, **_: Any) -> None:
     context = context_of(memo)
-    runtime: NotificationRuntime | None = context.extras.pop(RUNTIME_KEY, None)
+    runtime, context.notification_runtime = context.notification_runtime, None
     if runtime is not None:
         await _stop_runtime(runtime)
         if runtime.api is not None:

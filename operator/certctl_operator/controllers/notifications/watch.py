@@ -20,13 +20,12 @@ from typing import Any
 import kopf
 
 from certctl_operator import API_GROUP, API_VERSION
-from certctl_operator.api.notification import NotificationChannel
+from certctl_operator.api.notification import NotificationChannel, NotificationEvent
 from certctl_operator.controllers.notifications.announce import forget_channel
 from certctl_operator.controllers.notifications.record import sync_phase_label
 from certctl_operator.controllers.notifications.runtime import ChannelKey, context_of, runtime_of
 from certctl_operator.controllers.notifications.schedule import schedule_channel, schedule_event
 from certctl_operator.kube import channels as channel_kube
-from certctl_operator.kube.notification_objects import CHANNELS, EVENTS
 from certctl_operator.kube.secret_watch import secret_watcher
 from certctl_operator.policy.clock import utc_now
 
@@ -46,7 +45,7 @@ class QuietRoutineSuccess(logging.Filter):
         return record.levelno > logging.INFO or record.getMessage() not in self._lines
 
 
-@kopf.on.event(API_GROUP, API_VERSION, EVENTS, id="notification-bookkeeping")
+@kopf.on.event(API_GROUP, API_VERSION, NotificationEvent.PLURAL, id="notification-bookkeeping")
 async def notification_bookkeeping(
     type: str | None, body: kopf.Body, memo: Any, logger: Any, **_: Any
 ) -> None:
@@ -65,7 +64,7 @@ async def notification_bookkeeping(
         await sync_phase_label(runtime.api, body, logger)
 
 
-@kopf.on.event(API_GROUP, API_VERSION, CHANNELS, id="channel-secret-watch")
+@kopf.on.event(API_GROUP, API_VERSION, NotificationChannel.PLURAL, id="channel-secret-watch")
 async def channel_secret_watch(type: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
     """Check a channel that is not Ready, and again at once when a Secret it references changes."""
     context = context_of(memo)
@@ -86,5 +85,5 @@ async def channel_secret_watch(type: str | None, body: kopf.Body, memo: Any, **_
         runtime.queue.add(key)
 
     secret_watcher(context).watch(
-        (CHANNELS, key.namespace, key.name), [(key.namespace, n) for n in names], recheck
+        (NotificationChannel.PLURAL, key.namespace, key.name), [(key.namespace, n) for n in names], recheck
     )

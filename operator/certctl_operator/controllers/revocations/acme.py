@@ -14,9 +14,9 @@ from certctl_operator.api.certificate import ManagedCertificate
 from certctl_operator.api.issuer import IssuerSpec, RevokedCertificate
 from certctl_operator.api.revocation import Revocation
 from certctl_operator.context import OperatorContext
+from certctl_operator.controllers.acme.revoking import revoke_acme
 from certctl_operator.controllers.revocations.announce import audit_line, post_revoked
 from certctl_operator.controllers.revocations.steps import follow_up, set_failed, set_pending, settle
-from certctl_operator.handlers.acme import revoke_acme
 from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.secrets import read_secret
 from certctl_operator.pki import PKIError, load_certificates

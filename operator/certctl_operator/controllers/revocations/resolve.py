@@ -27,15 +27,15 @@ from certctl_operator.policy.clock import utc_now
 from certctl_operator.policy.revocation import (
     CurrentCertificate,
     IssuerKey,
-    IssuerView,
-    Resolution,
+    RevocationTarget,
+    RevokingIssuer,
     normalize_serial,
     resolve_target,
 )
 from certctl_operator.web.pki_state import registry_of
 
 
-async def resolve(context: OperatorContext, namespace: str, revocation: Revocation) -> Resolution:
+async def resolve(context: OperatorContext, namespace: str, revocation: Revocation) -> RevocationTarget:
     """Find what ``revocation`` revokes: the certificate in its ManagedCertificate's Secret now."""
     api, settings = context.api, context.settings
     certificate_name = revocation.spec.certificate_ref.name
@@ -75,18 +75,18 @@ async def resolve(context: OperatorContext, namespace: str, revocation: Revocati
         except PKIError:
             leaf = None
 
-    view: IssuerView
+    view: RevokingIssuer
     issuer_body = await get_issuer(api, key)
     issued_by_ca = False
     if issuer_body is None:
-        view = IssuerView(key, None)
+        view = RevokingIssuer(key, None)
     else:
         issuer = issuer_class(key).from_body(issuer_body)
         if issuer.spec.acme is not None:
             # The ACME CA itself refuses a certificate that is not its own when asked to revoke it.
-            view, issued_by_ca = IssuerView(key, IssuerType.ACME), True
+            view, issued_by_ca = RevokingIssuer(key, IssuerType.ACME), True
         elif issuer.spec.ca is None:
-            view = IssuerView(key, IssuerType.SELF_SIGNED)
+            view = RevokingIssuer(key, IssuerType.SELF_SIGNED)
         else:
             state = registry_of(context).issuer(key)
             ca = await load_ca(
@@ -101,7 +101,7 @@ async def resolve(context: OperatorContext, namespace: str, revocation: Revocati
             earlier = await lookup_revoked(
                 api, settings, key, issuer_body, certificate.status.revoked_serial_numbers or ()
             )
-            view = IssuerView(key, IssuerType.CA, ca.problem, tuple(earlier))
+            view = RevokingIssuer(key, IssuerType.CA, ca.problem, tuple(earlier))
 
     current = None
     if leaf is not None:

@@ -22,9 +22,10 @@ The modules
 ``names`` (annotations, labels, reasons), ``spec`` (the request a spec asks
 for and whether it can be issued), ``secret`` (what the Secret holds and whose
 it is), ``schedule`` (renewal time, back-off, revocation, renew requests),
-``notices`` (notifications and expiry thresholds), ``reissue`` (:func:`decide`
-and the ordered chain of reissue checks) and ``status`` (the status each
-outcome writes). Every public name is re-exported here.
+``notices`` (notifications and expiry thresholds) and ``reissue``
+(:func:`decide` and the ordered chain of reissue checks). Every public name is
+re-exported here. The status each outcome writes is built in
+:mod:`certctl_operator.status.certificates`.
 """
 
 from __future__ import annotations
@@ -108,18 +109,6 @@ from certctl_operator.policy.issuance.spec import (
     spec_error_message,
     spec_problems,
 )
-from certctl_operator.policy.issuance.status import (
-    CertificateFacts,
-    ready_condition,
-    ready_transition,
-    status_after_failure,
-    status_after_issuance,
-    status_conflict_waiting,
-    status_in_sync,
-    status_invalid,
-    status_revoked,
-    status_unreadable,
-)
 
 __all__ = [
     "ANNOTATION_ALLOW_TAKEOVER",
@@ -138,7 +127,6 @@ __all__ = [
     "REISSUE_CHAIN",
     "RENEW_TOKEN_LIMIT",
     "Action",
-    "CertificateFacts",
     "Decision",
     "ExpiryNotice",
     "IssuerView",
@@ -174,8 +162,6 @@ __all__ = [
     "other_owner",
     "pem_key_encoding",
     "pending_renew_request",
-    "ready_condition",
-    "ready_transition",
     "reissue_reason",
     "renew_token",
     "renewal_requested",
@@ -190,13 +176,6 @@ __all__ = [
     "serial_hex",
     "spec_error_message",
     "spec_problems",
-    "status_after_failure",
-    "status_after_issuance",
-    "status_conflict_waiting",
-    "status_in_sync",
-    "status_invalid",
-    "status_revoked",
-    "status_unreadable",
     "subscribed_channels",
     "with_notified",
 ]

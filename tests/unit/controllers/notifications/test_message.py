@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 
 from certctl_operator.api import NotificationEvent
+from certctl_operator.api.notification import NotificationEventType
 from certctl_operator.controllers.notifications.message import build_message, default_subject
-from certctl_operator.notify.payload import CertificateRef, EventType
+from certctl_operator.notify.payload import (
+    CertificateRef,
+)
 
 
 def event(**spec: Any) -> NotificationEvent:
@@ -40,7 +43,7 @@ def test_build_message_is_stable_and_complete() -> None:
     assert message.event_id == "2b1d0d7e-0000-4000-8000-000000000001"
     assert message.timestamp == datetime(2026, 1, 1, 11, 59, tzinfo=UTC)
     assert message.certificate == CertificateRef("shop", "web")
-    assert (message.type, message.severity.value) == (EventType.RENEWED, "warning")
+    assert (message.type, message.severity.value) == (NotificationEventType.RENEWED, "warning")
     assert (message.subject, message.message, dict(message.details)) == (
         "Renewed web",
         "It is renewed.",
@@ -62,7 +65,7 @@ def test_build_message_defaults() -> None:
         build_message(unsaved)
 
 
-@pytest.mark.parametrize("event_type", list(EventType))
-def test_every_event_type_has_a_default_subject(event_type: EventType) -> None:
+@pytest.mark.parametrize("event_type", list(NotificationEventType))
+def test_every_event_type_has_a_default_subject(event_type: NotificationEventType) -> None:
     subject = default_subject(event_type, CertificateRef("a", "b"))
-    assert subject and (event_type is EventType.TEST or "a/b" in subject)
+    assert subject and (event_type is NotificationEventType.TEST or "a/b" in subject)

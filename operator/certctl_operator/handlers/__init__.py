@@ -1,1 +1,0 @@
-"""Kopf handlers not yet moved under ``certctl_operator.controllers``."""
