@@ -36,8 +36,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from certctl_operator.api import RevocationReason, RevokedCertificate
-from certctl_operator.kube.crl_publisher import render_crl
 from certctl_operator.pki import KeyAlgorithm, KeySpec, create_self_signed_ca, load_signing_authority
+from certctl_operator.policy.publishing import (
+    render_crl,
+)
 from certctl_operator.policy.revocation import (
     SHARD_COUNT,
     ArchivedEntry,

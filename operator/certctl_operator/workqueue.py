@@ -1,4 +1,4 @@
-"""A keyed work queue with a single scheduler: the operator's only timer machinery.
+"""A keyed work queue with a single scheduler: the timers of every queue-driven controller.
 
 Watch events and the scheduler put object keys on the queue; a fixed number
 of workers take them off. A key waiting in the queue is there once however
@@ -25,16 +25,14 @@ import heapq
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
+
+from certctl_operator.policy.clock import utc_now
 
 K = TypeVar("K", bound=Hashable)
 
 logger = logging.getLogger("certctl.workqueue")
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Requeue(Exception):
@@ -229,4 +227,4 @@ class WorkQueue(Generic[K]):
         heapq.heapify(self._heap)
 
 
-__all__ = ["Requeue", "WorkQueue", "utc_now"]
+__all__ = ["Requeue", "WorkQueue"]

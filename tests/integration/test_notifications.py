@@ -40,8 +40,8 @@ CHANNELS = "notificationchannels"
 SIGNING_KEY = b"test-signing-key-0123456789"
 PROCESSING = 0.5
 """Seconds an attempt may take between its scheduled time and the receiver (API reads, a busy machine)."""
-PHASE_LABEL = "certctl.io/phase"
-DEAD_SELECTOR = f"{PHASE_LABEL}=dead"
+LABEL_PHASE = "certctl.io/phase"
+DEAD_SELECTOR = f"{LABEL_PHASE}=dead"
 
 Kubectl = Callable[..., Any]
 Body = dict[str, Any]
@@ -402,7 +402,7 @@ def test_always_failing_is_dead_lettered_after_five_attempts_on_schedule(
             namespace,
             EVENTS,
             "doomed",
-            lambda _, body: phase(body) == "Dead" and PHASE_LABEL in body["metadata"].get("labels", {}),
+            lambda _, body: phase(body) == "Dead" and LABEL_PHASE in body["metadata"].get("labels", {}),
             45,
             "doomed Dead and labelled",
         )
@@ -416,7 +416,7 @@ def test_always_failing_is_dead_lettered_after_five_attempts_on_schedule(
     assert (dead_letter["status"], dead_letter["reason"]) == ("True", "RetriesExhausted")
     assert dead_letter["message"] == status["lastError"]
     assert condition(dead, "Ready")["status"] == "False"
-    assert dead["metadata"]["labels"][PHASE_LABEL] == "dead"
+    assert dead["metadata"]["labels"][LABEL_PHASE] == "dead"
 
     # Exactly five attempts, each at its scheduled time.
     times = receiver.times_by_key()[dead["metadata"]["uid"]]
@@ -475,7 +475,7 @@ def test_requeue_from_dead_delivers_once_the_receiver_is_healthy(
         namespace,
         EVENTS,
         "retry-me",
-        lambda _, body: phase(body) == "Dead" and PHASE_LABEL in body["metadata"].get("labels", {}),
+        lambda _, body: phase(body) == "Dead" and LABEL_PHASE in body["metadata"].get("labels", {}),
         30,
         "retry-me Dead and labelled",
     )
@@ -488,7 +488,7 @@ def test_requeue_from_dead_delivers_once_the_receiver_is_healthy(
         namespace,
         EVENTS,
         "retry-me",
-        lambda _, body: phase(body) == "Sent" and PHASE_LABEL not in body["metadata"].get("labels", {}),
+        lambda _, body: phase(body) == "Sent" and LABEL_PHASE not in body["metadata"].get("labels", {}),
         30,
         "retry-me Sent and unlabelled",
     )

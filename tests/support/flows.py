@@ -45,7 +45,7 @@ from tests.support.pki_cluster import (
 )
 
 GROUP, VERSION = "certctl.io", "v1alpha1"
-PHASE_LABEL = "certctl.io/phase"
+LABEL_PHASE = "certctl.io/phase"
 RENEW_ANNOTATION = "certctl.io/renew"
 
 
@@ -344,11 +344,11 @@ class Flows:
 
         def labelled() -> dict[str, Any] | None:
             body = get(self.kube, self.namespace, "notificationevents", name)
-            return body if (body["metadata"].get("labels") or {}).get(PHASE_LABEL) == "dead" else None
+            return body if (body["metadata"].get("labels") or {}).get(LABEL_PHASE) == "dead" else None
 
-        wait_for(f"{name} labelled {PHASE_LABEL}=dead", labelled, self.timeout)
+        wait_for(f"{name} labelled {LABEL_PHASE}=dead", labelled, self.timeout)
         listed = self.objects.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, "notificationevents", label_selector=f"{PHASE_LABEL}=dead"
+            GROUP, VERSION, self.namespace, "notificationevents", label_selector=f"{LABEL_PHASE}=dead"
         )
         assert name in {item["metadata"]["name"] for item in listed["items"]}
         return dead

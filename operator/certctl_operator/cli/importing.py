@@ -22,8 +22,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from certctl_operator.api import API_GROUP_VERSION, IssuerSpec, ManagedCertificateSpec
-from certctl_operator.api.metadata_keys import ANNOTATION_IMPORTED_FROM
-from certctl_operator.policy.issuance import ANNOTATION_ALLOW_TAKEOVER
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_ALLOW_TAKEOVER,
+    ANNOTATION_IMPORTED_FROM,
+)
 
 CERT_MANAGER_GROUP = "cert-manager.io"
 CERT_MANAGER_VERSION = "v1"

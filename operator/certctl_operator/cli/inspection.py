@@ -13,6 +13,13 @@ from rich.table import Table
 from rich.text import Text
 
 from certctl_operator.api import ManagedCertificate
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_CERTIFICATE_NAME,
+    ANNOTATION_ISSUER_KIND,
+    ANNOTATION_ISSUER_NAME,
+    ANNOTATION_REVISION,
+    ANNOTATION_SERIAL_NUMBER,
+)
 from certctl_operator.cli.errors import CliError, ExitCode
 from certctl_operator.cli.kube import Connect
 from certctl_operator.cli.output import format_time, make_console, print_json, relative, styled
@@ -29,11 +36,11 @@ from certctl_operator.pki.inspect import CertificateSummary, summarize_certifica
 from certctl_operator.pki.keys import load_private_key, public_key_sha256
 
 ANNOTATIONS = (
-    "certctl.io/certificate-name",
-    "certctl.io/serial-number",
-    "certctl.io/revision",
-    "certctl.io/issuer-name",
-    "certctl.io/issuer-kind",
+    ANNOTATION_CERTIFICATE_NAME,
+    ANNOTATION_SERIAL_NUMBER,
+    ANNOTATION_REVISION,
+    ANNOTATION_ISSUER_NAME,
+    ANNOTATION_ISSUER_KIND,
 )
 
 _VERDICT_STYLES = {

@@ -41,15 +41,17 @@ from typing import Any, NamedTuple, TypeVar
 import kopf
 from pydantic import ValidationError
 
-from certctl_operator import API_GROUP
+from certctl_operator import API_GROUP, API_VERSION
 from certctl_operator.api import ClusterIssuer, Issuer, IssuerKind, IssuerReference, IssuerSpec
+from certctl_operator.api.metadata_keys import (
+    LABEL_MANAGED_BY_CERTIFICATE,
+)
 from certctl_operator.context import OperatorContext
 from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.secret_watch import secret_watcher
 from certctl_operator.kube.secrets import StoredSecret, read_secret
 from certctl_operator.policy.clock import utc_now
 from certctl_operator.policy.issuance import (
-    LABEL_MANAGED_BY_CERTIFICATE,
     IssuerView,
     Reason,
     spec_error_message,
@@ -81,7 +83,7 @@ class Key(NamedTuple):
     def ref(self, uid: str | None = None) -> dict[str, str | None]:
         """Identifies the object in log records, like :func:`certctl_operator.logs.object_ref`."""
         return {
-            "apiVersion": f"{API_GROUP}/v1alpha1",
+            "apiVersion": f"{API_GROUP}/{API_VERSION}",
             "kind": self.kind,
             "name": self.name,
             "uid": uid,

@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from certctl_operator import API_GROUP, metrics
+from certctl_operator.api.metadata_keys import FINALIZER_KOPF
 from certctl_operator.context import OperatorContext
 from certctl_operator.kube.client import create_api_client
 from certctl_operator.web.server import start_server
@@ -35,7 +36,7 @@ class UnusedDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
 
 def configure_kopf(settings: kopf.OperatorSettings) -> None:
     """Keep Kopf's bookkeeping under our own domain, not kopf.zalando.org."""
-    settings.persistence.finalizer = f"{API_GROUP}/finalizer"
+    settings.persistence.finalizer = FINALIZER_KOPF
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
     settings.persistence.diffbase_storage = UnusedDiffBaseStorage(
         prefix=API_GROUP, key="last-handled-configuration"

@@ -19,16 +19,14 @@ import asyncio
 import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from certctl_operator import API_GROUP, API_VERSION
-from certctl_operator.api import IssuerStatus
 from certctl_operator.api.metadata_keys import (
     ANNOTATION_CA_FINGERPRINT,
     ANNOTATION_CRL_NUMBER,
@@ -41,22 +39,26 @@ from certctl_operator.api.metadata_keys import (
 from certctl_operator.durations import parse_duration
 from certctl_operator.logs import object_extra
 from certctl_operator.pki import (
-    KeyAlgorithm,
     KeyEncoding,
-    KeySpec,
     OCSPResponder,
     PKIError,
-    RevokedEntry,
     SigningAuthority,
-    build_crl,
     create_ocsp_responder_certificate,
     crl_der_to_pem,
     crl_pem_to_der,
     fingerprint_sha256,
     load_ocsp_responder,
 )
-from certctl_operator.policy.renewal import object_name
-from certctl_operator.policy.revocation import ArchivedEntry, CRLState, IssuerKey, serial_int
+from certctl_operator.policy.publishing import (
+    RESPONDER_KEY,
+    RESPONDER_VALIDITY,
+    crl_configmap_name,
+    render_crl,
+    responder_due,
+    responder_matches,
+    responder_secret_name,
+)
+from certctl_operator.policy.revocation import ArchivedEntry, CRLState, IssuerKey
 from certctl_operator.settings import Settings
 from certctl_operator.web.pki_state import IssuerPKI, PKIRegistry, PublishedCRL
 
@@ -77,48 +79,6 @@ CRL_DATA_KEY = "ca.crl"
 MAX_CONFIGMAP_CRL_BYTES = 1_000_000
 """The largest CRL PEM the ConfigMap holds: its data is limited to 1 MiB."""
 MANAGED_BY = {"app.kubernetes.io/managed-by": "certctl-operator"}
-
-RESPONDER_VALIDITY = timedelta(days=30)
-"""Lifetime of a delegated OCSP responder certificate (trusted without a status check: keep it short)."""
-RESPONDER_KEY = KeySpec(KeyAlgorithm.ECDSA, 256)
-
-
-def crl_configmap_name(key: IssuerKey) -> str:
-    """``<issuer>-crl``; a ClusterIssuer's, in the operator namespace, is ``<issuer>-cluster-crl``."""
-    return object_name(key.name, "cluster-crl") if key.cluster else object_name(key.name, "crl")
-
-
-def responder_secret_name(key: IssuerKey) -> str:
-    """``<issuer>-ocsp-responder``; a ClusterIssuer's is ``<issuer>-cluster-ocsp-responder``."""
-    return (
-        object_name(key.name, "cluster-ocsp-responder")
-        if key.cluster
-        else object_name(key.name, "ocsp-responder")
-    )
-
-
-def render_crl(authority: SigningAuthority, state: CRLState) -> bytes:
-    """Sign the CRL that ``state`` describes (DER): all of its entries, see :meth:`CRLState.with_archive`."""
-    entries = [
-        RevokedEntry(serial_int(e.serial_number), e.revoked_at, str(e.reason), e.not_after)
-        for e in state.entries
-    ]
-    return build_crl(
-        authority, entries, state.number, state.this_update, state.next_update - state.this_update
-    )
-
-
-def state_of(status: IssuerStatus) -> CRLState | None:
-    """The CRL state an issuer status describes (journal entries only), or None before its first CRL."""
-    if status.crl_number is None or status.crl_this_update is None or status.crl_next_update is None:
-        return None
-    return CRLState(
-        number=status.crl_number,
-        this_update=status.crl_this_update,
-        next_update=status.crl_next_update,
-        entries=tuple(status.revoked_certificates),
-        journal=tuple(status.revoked_certificates),
-    )
 
 
 async def archive_for(
@@ -307,13 +267,6 @@ class ResponderState:
     created: bool
 
 
-def responder_due(responder: OCSPResponder, now: datetime) -> bool:
-    """Whether a responder certificate should be replaced: a third of its lifetime or less is left."""
-    certificate = responder.certificate
-    lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
-    return now >= certificate.not_valid_after_utc - lifetime / 3
-
-
 async def ensure_ocsp_responder(
     api: Any,
     settings: Settings,
@@ -359,7 +312,7 @@ async def ensure_ocsp_responder(
             "name": name,
             "namespace": namespace,
             "labels": _labels(key),
-            "annotations": {f"{API_GROUP}/ca-fingerprint": fingerprint_sha256(authority.certificate)},
+            "annotations": {ANNOTATION_CA_FINGERPRINT: fingerprint_sha256(authority.certificate)},
         }
         if issuer_body.get("metadata", {}).get("uid"):
             metadata["ownerReferences"] = [_owner_reference(issuer_body)]
@@ -391,15 +344,6 @@ async def ensure_ocsp_responder(
     return await retry_on_conflict(
         attempt, f"storing the OCSP responder of issuer {key.label}", lambda: issuer_body
     )
-
-
-def responder_matches(responder: OCSPResponder, authority: SigningAuthority) -> bool:
-    """Whether ``authority``'s key issued the responder certificate."""
-    try:
-        responder.certificate.verify_directly_issued_by(authority.certificate)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 async def load_signing_state(

@@ -13,13 +13,12 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from certctl_operator.policy.clock import format_rfc3339
+from certctl_operator.policy.clock import format_rfc3339, utc_now
 from certctl_operator.policy.renewal import object_name
 
 logger = logging.getLogger("certctl.events")
@@ -58,7 +57,7 @@ async def post_event(
     """Post an Event about ``obj`` (a Kubernetes object body); False when ``name`` already exists."""
     metadata = obj.get("metadata") or {}
     namespace = metadata.get("namespace") or CLUSTER_SCOPED_EVENT_NAMESPACE
-    now = format_rfc3339(datetime.now(UTC))
+    now = format_rfc3339(utc_now())
     involved = {
         "apiVersion": obj.get("apiVersion"),
         "kind": obj.get("kind"),

@@ -16,25 +16,25 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from certctl_operator import API_GROUP, API_VERSION
+from certctl_operator.api.notification import NotificationEvent, NotificationEventSpec
 from certctl_operator.logs import object_extra
 
 logger = logging.getLogger("certctl.notifications")
 
-# Labels that tie an event to what caused it, so they can be listed and cleaned up.
-
 
 async def ensure_notification_event(
     api: Any,
+    *,
     namespace: str,
     name: str,
-    spec: Mapping[str, Any],
+    spec: NotificationEventSpec,
     labels: Mapping[str, str] | None = None,
     owner: Mapping[str, Any] | None = None,
 ) -> bool:
     """Create the NotificationEvent ``namespace/name`` unless it exists; True when created.
 
-    ``spec`` is the event's spec in camelCase (type, channelRef, certificateRef,
-    severity, subject, message, details). ``owner`` (a Kubernetes object body)
+    ``labels`` tie the event to what caused it, so events can be listed and
+    cleaned up by certificate, type and channel. ``owner`` (a Kubernetes object body)
     becomes a non-controlling owner reference, so a cluster with garbage
     collection removes the events together with their certificate.
     """
@@ -52,11 +52,11 @@ async def ensure_notification_event(
         "apiVersion": f"{API_GROUP}/{API_VERSION}",
         "kind": "NotificationEvent",
         "metadata": metadata,
-        "spec": dict(spec),
+        "spec": spec.dump(),
     }
     try:
         created = await client.CustomObjectsApi(api).create_namespaced_custom_object(
-            API_GROUP, API_VERSION, namespace, "notificationevents", body
+            API_GROUP, API_VERSION, namespace, NotificationEvent.PLURAL, body
         )
     except ApiException as error:
         if error.status == 409:
@@ -66,7 +66,7 @@ async def ensure_notification_event(
         "NotificationEvent %s/%s created (%s)",
         namespace,
         name,
-        spec.get("type"),
+        spec.type.value,
         extra=object_extra(created if isinstance(created, Mapping) else body),
     )
     return True

@@ -64,6 +64,7 @@ from certctl_operator.notify.payload import (
     render_webhook,
 )
 from certctl_operator.notify.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signing_timestamp
+from certctl_operator.policy.clock import utc_now
 from certctl_operator.policy.notification import DeliveryError, ErrorKind
 
 USER_AGENT = f"certctl-operator/{__version__}"
@@ -94,10 +95,6 @@ _RESERVED_HEADERS = frozenset(
 """Headers a channel's custom headers may not override."""
 
 Clock: TypeAlias = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 # --------------------------------------------------------------------------- channels
@@ -363,7 +360,7 @@ def classify_status(
     if 200 <= status_code < 300:
         return None
     text = _status_text(status_code)
-    retry_after = parse_retry_after((headers or {}).get("retry-after"), now or _utcnow())
+    retry_after = parse_retry_after((headers or {}).get("retry-after"), now or utc_now())
     if status_code == 408:
         return DeliveryError(ErrorKind.TIMEOUT, text, status_code)
     if status_code == 429:
@@ -542,7 +539,7 @@ async def send_webhook(
     which cannot replace any of those.
     """
     body = render_webhook(message)
-    timestamp = signing_timestamp(now or _utcnow())
+    timestamp = signing_timestamp(now or utc_now())
     headers = {key: value for key, value in channel.headers.items() if key.lower() not in _RESERVED_HEADERS}
     headers[IDEMPOTENCY_HEADER] = message.event_id
     headers[EVENT_TYPE_HEADER] = message.type.value
@@ -714,7 +711,7 @@ class Notifier:
         self, http: HttpClientPool, *, clock: Clock | None = None, egress: EgressPolicy | None = None
     ) -> None:
         self._http = http
-        self._clock = clock or _utcnow
+        self._clock = clock or utc_now
         self._egress = egress
 
     async def deliver(self, channel: DeliveryTarget, message: Message) -> DeliveryResult:

@@ -22,8 +22,13 @@ from certctl_operator.api.common import (
     find_condition,
     set_condition,
 )
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_RENEW,
+)
 from certctl_operator.policy.clock import format_rfc3339
-from certctl_operator.policy.issuance.names import ANNOTATION_RENEW, Reason
+from certctl_operator.policy.issuance.names import (
+    Reason,
+)
 from certctl_operator.policy.issuance.schedule import certificate_renewal_time, pending_renew_request
 from certctl_operator.policy.issuance.secret import SecretExamination
 from certctl_operator.policy.renewal import issuance_backoff

@@ -1,7 +1,7 @@
 """What a NotificationChannel's ``.status`` says: its type and a Ready condition.
 
 Pure: the problems found by the channel check
-(:func:`certctl_operator.kube.channels.channel_problems` and the egress
+(:func:`certctl_operator.notify.channel_config.channel_problems` and the egress
 checks) come in as sentences, the clock as ``now``. A channel is Ready
 exactly when nothing keeps it from delivering; the reason names the first
 kind of problem a person has to fix: a missing Secret, a refused

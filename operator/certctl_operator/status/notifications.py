@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from certctl_operator import API_GROUP
 from certctl_operator.api.common import ConditionStatus, find_condition, set_condition
+from certctl_operator.api.metadata_keys import ANNOTATION_REQUEUE, LABEL_PHASE, LABEL_PHASE_DEAD
 from certctl_operator.api.notification import (
     AttemptResult,
     DeliveryAttempt,
@@ -32,14 +32,6 @@ from certctl_operator.api.notification import (
 )
 from certctl_operator.policy import notification as policy
 from certctl_operator.policy.clock import require_aware
-
-REQUEUE_ANNOTATION = f"{API_GROUP}/requeue"
-"""Set it to a new value (a timestamp, a counter) to requeue an event."""
-
-PHASE_LABEL = f"{API_GROUP}/phase"
-"""Carried with the value ``dead`` by dead-lettered events: the dead-letter queue is a label selector."""
-
-DEAD_LABEL_VALUE = "dead"
 
 CONDITION_READY = "Ready"
 
@@ -177,7 +169,7 @@ def status_from_state(
 
 def requeue_request(annotations: Mapping[str, str], status: NotificationEventStatus) -> str | None:
     """The requeue annotation's value when it has not been acted on yet, else None."""
-    value = annotations.get(REQUEUE_ANNOTATION)
+    value = annotations.get(ANNOTATION_REQUEUE)
     if value is None or value == status.last_handled_requeue:
         return None
     return value
@@ -188,10 +180,10 @@ def phase_label_patch(labels: Mapping[str, str], phase: DeliveryPhase | None) ->
 
     None when the labels already match.
     """
-    current = labels.get(PHASE_LABEL)
+    current = labels.get(LABEL_PHASE)
     if phase is DeliveryPhase.DEAD:
-        return None if current == DEAD_LABEL_VALUE else {PHASE_LABEL: DEAD_LABEL_VALUE}
-    return None if current is None else {PHASE_LABEL: None}
+        return None if current == LABEL_PHASE_DEAD else {LABEL_PHASE: LABEL_PHASE_DEAD}
+    return None if current is None else {LABEL_PHASE: None}
 
 
 # --------------------------------------------------------------------------- what is due
@@ -205,7 +197,7 @@ def is_open(status: Mapping[str, Any] | None) -> bool:
 
 def raw_requeue_pending(annotations: Mapping[str, str], status: Mapping[str, Any] | None) -> bool:
     """:func:`requeue_request` on a raw object (a watch event's body)."""
-    value = annotations.get(REQUEUE_ANNOTATION)
+    value = annotations.get(ANNOTATION_REQUEUE)
     return value is not None and value != (status or {}).get("lastHandledRequeue")
 
 

@@ -38,6 +38,7 @@ from certctl_operator.pki import (
     parse_ocsp_request,
 )
 from certctl_operator.pki.ocsp import issuer_matches, unsuccessful_response
+from certctl_operator.policy.clock import utc_now
 from certctl_operator.policy.revocation import CLUSTER_SEGMENT, IssuerKey
 from certctl_operator.web.pki_state import IssuerPKI, PublishedCRL, registry_of
 from certctl_operator.web.server import register_routes
@@ -163,7 +164,7 @@ async def _ensure_signing_state(context: OperatorContext, key: IssuerKey) -> Non
         if not registry.cold_lookup("ocsp", key, time.monotonic()):
             return
         task = asyncio.ensure_future(
-            load_signing_state(context.api, context.settings, registry, key, datetime.now(UTC))
+            load_signing_state(context.api, context.settings, registry, key, utc_now())
         )
         registry.loading[key] = task
         task.add_done_callback(lambda _: registry.loading.pop(key, None))
@@ -213,7 +214,7 @@ def respond_ocsp(context: OperatorContext, key: IssuerKey | None, der: bytes) ->
         return "error", unsuccessful_response(ocsp.OCSPResponseStatus.TRY_LATER)
     if not issuer_matches(request, authority):
         return "error", unsuccessful_response(ocsp.OCSPResponseStatus.UNAUTHORIZED)
-    now = datetime.now(UTC)
+    now = utc_now()
     status: CertificateStatus = registry.certificate_status(key, request.serial, now)
     try:
         body = build_ocsp_response(

@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 
 from certctl_operator.api import IssuerSpec
+from certctl_operator.api.metadata_keys import (
+    LABEL_MANAGED_BY_CERTIFICATE,
+)
 from certctl_operator.context import OperatorContext
 from certctl_operator.controllers import issuance
 from certctl_operator.controllers.issuance import CERTIFICATE, ISSUER, IssuanceRuntime, Key
 from certctl_operator.kube.secrets import StoredSecret
-from certctl_operator.policy.issuance import LABEL_MANAGED_BY_CERTIFICATE
 from certctl_operator.policy.issuers import IssuerCheck
 from certctl_operator.settings import Settings
 

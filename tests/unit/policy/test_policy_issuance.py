@@ -17,6 +17,12 @@ from certctl_operator.api import (
     find_condition,
     set_condition,
 )
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_ALLOW_TAKEOVER,
+    ANNOTATION_CERTIFICATE_NAME,
+    ANNOTATION_RENEW,
+    ANNOTATION_REVISION,
+)
 from certctl_operator.pki import (
     GeneratedCA,
     KeyAlgorithm,
@@ -28,10 +34,6 @@ from certctl_operator.pki import (
     private_key_to_pem,
 )
 from certctl_operator.policy.issuance import (
-    ANNOTATION_ALLOW_TAKEOVER,
-    ANNOTATION_CERTIFICATE_NAME,
-    ANNOTATION_RENEW,
-    ANNOTATION_REVISION,
     Action,
     IssuerView,
     Mismatch,

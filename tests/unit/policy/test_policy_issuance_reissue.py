@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from certctl_operator.api import ManagedCertificate
-from certctl_operator.policy.issuance import (
+from certctl_operator.api.metadata_keys import (
     ANNOTATION_RENEW,
+)
+from certctl_operator.policy.issuance import (
     REISSUE_CHAIN,
     Mismatch,
     Reason,

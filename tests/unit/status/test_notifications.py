@@ -16,6 +16,7 @@ from certctl_operator.api import (
     find_condition,
     status_patch,
 )
+from certctl_operator.api.metadata_keys import ANNOTATION_REQUEUE, LABEL_PHASE
 from certctl_operator.policy import notification as policy
 from certctl_operator.status import notifications as ns
 
@@ -170,19 +171,19 @@ def test_requeue_resets_in_one_status_and_records_the_handled_value() -> None:
 def test_requeue_request() -> None:
     handled = NotificationEventStatus(last_handled_requeue="1")
     assert ns.requeue_request({}, handled) is None
-    assert ns.requeue_request({ns.REQUEUE_ANNOTATION: "1"}, handled) is None
-    assert ns.requeue_request({ns.REQUEUE_ANNOTATION: "2"}, handled) == "2"
-    assert ns.requeue_request({ns.REQUEUE_ANNOTATION: ""}, NotificationEventStatus()) == ""
+    assert ns.requeue_request({ANNOTATION_REQUEUE: "1"}, handled) is None
+    assert ns.requeue_request({ANNOTATION_REQUEUE: "2"}, handled) == "2"
+    assert ns.requeue_request({ANNOTATION_REQUEUE: ""}, NotificationEventStatus()) == ""
 
 
 @pytest.mark.parametrize(
     ("labels", "phase", "patch"),
     [
-        ({}, DeliveryPhase.DEAD, {ns.PHASE_LABEL: "dead"}),
-        ({ns.PHASE_LABEL: "other"}, DeliveryPhase.DEAD, {ns.PHASE_LABEL: "dead"}),
-        ({ns.PHASE_LABEL: "dead"}, DeliveryPhase.DEAD, None),
-        ({ns.PHASE_LABEL: "dead"}, DeliveryPhase.PENDING, {ns.PHASE_LABEL: None}),
-        ({ns.PHASE_LABEL: "dead"}, None, {ns.PHASE_LABEL: None}),
+        ({}, DeliveryPhase.DEAD, {LABEL_PHASE: "dead"}),
+        ({LABEL_PHASE: "other"}, DeliveryPhase.DEAD, {LABEL_PHASE: "dead"}),
+        ({LABEL_PHASE: "dead"}, DeliveryPhase.DEAD, None),
+        ({LABEL_PHASE: "dead"}, DeliveryPhase.PENDING, {LABEL_PHASE: None}),
+        ({LABEL_PHASE: "dead"}, None, {LABEL_PHASE: None}),
         ({"app": "x"}, DeliveryPhase.SENT, None),
     ],
 )
@@ -195,9 +196,9 @@ def test_filters_on_raw_objects() -> None:
         assert ns.is_open({"phase": phase} if phase else {})
     for phase in ("Sent", "Dead"):
         assert not ns.is_open({"phase": phase})
-        assert ns.raw_requeue_pending({ns.REQUEUE_ANNOTATION: "x"}, {"phase": phase})
+        assert ns.raw_requeue_pending({ANNOTATION_REQUEUE: "x"}, {"phase": phase})
         assert not ns.raw_requeue_pending(
-            {ns.REQUEUE_ANNOTATION: "x"}, {"phase": phase, "lastHandledRequeue": "x"}
+            {ANNOTATION_REQUEUE: "x"}, {"phase": phase, "lastHandledRequeue": "x"}
         )
     assert ns.is_open(None)
     assert not ns.raw_requeue_pending({}, None)
@@ -227,9 +228,9 @@ RETENTION = timedelta(hours=1)
         ({}, {"phase": "Sent", "sentAt": "yesterday"}, None),
         ({}, {"phase": "Dead"}, None),
         ({}, {"phase": "Nonsense"}, None),
-        ({ns.REQUEUE_ANNOTATION: "1"}, {"phase": "Dead"}, NOW),
-        ({ns.REQUEUE_ANNOTATION: "1"}, {"phase": "Dead", "lastHandledRequeue": "1"}, None),
-        ({ns.REQUEUE_ANNOTATION: "2"}, {"phase": "Sent", "sentAt": "2026-01-01T11:30:00Z"}, NOW),
+        ({ANNOTATION_REQUEUE: "1"}, {"phase": "Dead"}, NOW),
+        ({ANNOTATION_REQUEUE: "1"}, {"phase": "Dead", "lastHandledRequeue": "1"}, None),
+        ({ANNOTATION_REQUEUE: "2"}, {"phase": "Sent", "sentAt": "2026-01-01T11:30:00Z"}, NOW),
     ],
 )
 def test_next_visit(

@@ -22,7 +22,6 @@ from cryptography.x509 import ocsp
 from certctl_operator import metrics
 from certctl_operator.api import IssuerKind, IssuerStatus, RevocationReason, RevokedCertificate
 from certctl_operator.context import OperatorContext
-from certctl_operator.kube.crl_publisher import render_crl, state_of
 from certctl_operator.pki import (
     CertificateRequest,
     GeneratedCA,
@@ -33,6 +32,10 @@ from certctl_operator.pki import (
     generate_private_key,
     issue_certificate,
     read_crl,
+)
+from certctl_operator.policy.publishing import (
+    render_crl,
+    state_of,
 )
 from certctl_operator.policy.revocation import ArchivedEntry, IssuerKey, next_crl
 from certctl_operator.settings import Settings

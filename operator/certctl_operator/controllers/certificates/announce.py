@@ -228,7 +228,9 @@ async def notify(
         LABEL_EVENT_TYPE: event_type.value,
         LABEL_CHANNEL: object_name(channel, max_length=63),
     }
-    return await ensure_notification_event(rt.api, namespace, name, spec.dump(), labels, owner=body)
+    return await ensure_notification_event(
+        rt.api, namespace=namespace, name=name, spec=spec, labels=labels, owner=body
+    )
 
 
 __all__ = [

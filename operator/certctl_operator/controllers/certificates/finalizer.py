@@ -12,17 +12,19 @@ from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from certctl_operator import API_GROUP
 from certctl_operator.api import ManagedCertificate
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_CERTIFICATE_NAME,
+    FINALIZER_DELETE_SECRET,
+)
 from certctl_operator.controllers.certificates.writes import PLURAL, Conflict
 from certctl_operator.controllers.issuance import IssuanceRuntime, Key
 from certctl_operator.kube.objects import patch_metadata
 from certctl_operator.kube.secrets import delete_secret, read_secret
-from certctl_operator.policy.issuance import ANNOTATION_CERTIFICATE_NAME
 
 logger = logging.getLogger("certctl.issuance")
 
-FINALIZER = f"{API_GROUP}/delete-secret"
+FINALIZER = FINALIZER_DELETE_SECRET
 """Held only by certificates with ``deleteSecretOnDeletion: true``, until their Secret is deleted."""
 
 

@@ -14,6 +14,10 @@ import kopf
 
 from certctl_operator import API_GROUP
 from certctl_operator.api import IssuerKind, IssuerReference, ManagedCertificate
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_CERTIFICATE_NAME,
+    LABEL_MANAGED_BY_CERTIFICATE,
+)
 from certctl_operator.controllers.certificates.metrics import remove_series
 from certctl_operator.controllers.certificates.writes import PLURAL
 from certctl_operator.controllers.issuance import (
@@ -26,7 +30,6 @@ from certctl_operator.controllers.issuance import (
 )
 from certctl_operator.kube.secret_watch import secret_watcher
 from certctl_operator.kube.secrets import snapshot
-from certctl_operator.policy.issuance import ANNOTATION_CERTIFICATE_NAME, LABEL_MANAGED_BY_CERTIFICATE
 
 
 @kopf.on.event(API_GROUP, PLURAL)

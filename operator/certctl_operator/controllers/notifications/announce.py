@@ -16,13 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from certctl_operator.api.common import ConditionStatus, find_condition
+from certctl_operator.api.metadata_keys import ANNOTATION_REQUEUE
 from certctl_operator.api.notification import DeliveryPhase, NotificationChannelStatus, NotificationEvent
 from certctl_operator.controllers.notifications.logs import describe_error, logger
 from certctl_operator.controllers.notifications.runtime import NotificationRuntime
 from certctl_operator.kube.events import NORMAL, WARNING, post_event
 from certctl_operator.logs import object_extra
 from certctl_operator.policy import notification as policy
-from certctl_operator.status.notifications import REQUEUE_ANNOTATION
 
 EVENT_DELIVERED = "Delivered"
 EVENT_DELIVERY_FAILED = "DeliveryFailed"
@@ -86,7 +86,7 @@ async def announce_requeue(
         NORMAL,
         EVENT_REQUEUED,
         (
-            f"requeued by {REQUEUE_ANNOTATION}={request}: was {before.phase.value} "
+            f"requeued by {ANNOTATION_REQUEUE}={request}: was {before.phase.value} "
             f"after {before.retry_count} failed attempt(s); retry budget reset"
         ),
     )

@@ -4,7 +4,8 @@ A channel is checked when it is first seen or changed, when a Secret it
 references changes, after each delivery through it (a destination refused on
 connect makes it not Ready), and again every ``notificationRetryInterval``
 while it is not Ready. What is wrong with a channel is found by
-:mod:`certctl_operator.kube.channels`; the status it leads to is built by
+:mod:`certctl_operator.notify.channel_config` (read through
+:mod:`certctl_operator.kube.channels`); the status it leads to is built by
 :mod:`certctl_operator.status.channels`. A write that flips Ready is
 announced by :mod:`.announce`.
 """

@@ -38,6 +38,7 @@ from certctl_operator.controllers.notifications.runtime import (
 from certctl_operator.controllers.pausing import STOP_POLL_SECONDS
 from certctl_operator.kube import channels as channel_kube
 from certctl_operator.kube.objects import delete_if_unchanged, get_object
+from certctl_operator.notify.channel_config import channel_type_label
 from certctl_operator.notify.senders import DeliveryResult
 from certctl_operator.policy import notification as policy
 from certctl_operator.policy.clock import utc_now
@@ -190,7 +191,7 @@ async def _attempt(
         await announce.announce_channel_missing(api, written, channel_name)
         return
 
-    channel_type = channel_kube.channel_type_label(resolution.model.spec if resolution.model else None)
+    channel_type = channel_type_label(resolution.model.spec if resolution.model else None)
     if resolution.channel is None:
         problem = resolution.problems[0] if resolution.problems else "not usable"
         result = DeliveryResult.failure(

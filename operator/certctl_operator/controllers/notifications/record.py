@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from certctl_operator.api.common import status_patch
+from certctl_operator.api.metadata_keys import LABEL_PHASE
 from certctl_operator.api.notification import DeliveryPhase, NotificationEvent, NotificationEventStatus
 from certctl_operator.controllers.notifications.logs import describe_error
 from certctl_operator.controllers.notifications.runtime import NotificationRuntime
@@ -100,9 +101,7 @@ async def sync_phase_label(api: Any, body: Mapping[str, Any], log: Any) -> None:
             raise
         except Exception as error:
             if delay is None:
-                log.error(
-                    "could not update the %s label: %s", event_status.PHASE_LABEL, describe_error(error)
-                )
+                log.error("could not update the %s label: %s", LABEL_PHASE, describe_error(error))
                 return
-            log.warning("retrying the %s label: %s", event_status.PHASE_LABEL, describe_error(error))
+            log.warning("retrying the %s label: %s", LABEL_PHASE, describe_error(error))
             await asyncio.sleep(delay)

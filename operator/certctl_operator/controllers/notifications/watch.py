@@ -25,8 +25,8 @@ from certctl_operator.controllers.notifications.announce import forget_channel
 from certctl_operator.controllers.notifications.record import sync_phase_label
 from certctl_operator.controllers.notifications.runtime import ChannelKey, context_of, runtime_of
 from certctl_operator.controllers.notifications.schedule import schedule_channel, schedule_event
-from certctl_operator.kube import channels as channel_kube
 from certctl_operator.kube.secret_watch import secret_watcher
+from certctl_operator.notify.channel_config import secret_names
 from certctl_operator.policy.clock import utc_now
 
 _ROUTINE_HANDLERS = ("notification-bookkeeping", "channel-secret-watch")
@@ -72,7 +72,7 @@ async def channel_secret_watch(type: str | None, body: kopf.Body, memo: Any, **_
     key = ChannelKey(body.metadata.namespace or "", body.metadata.name or "")
     gone = type == "DELETED" or bool(body.metadata.get("deletionTimestamp"))
     try:
-        names = [] if gone else channel_kube.secret_names(NotificationChannel.from_body(dict(body)).spec)
+        names = [] if gone else secret_names(NotificationChannel.from_body(dict(body)).spec)
     except ValueError:
         names = []
     if gone:

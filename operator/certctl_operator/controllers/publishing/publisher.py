@@ -35,8 +35,6 @@ from certctl_operator.kube.crl_publisher import (
     load_issued,
     publish_crl,
     read_published_crl,
-    responder_matches,
-    state_of,
 )
 from certctl_operator.kube.revocation_store import (
     ArchiveFull,
@@ -50,6 +48,10 @@ from certctl_operator.kube.revocation_store import (
 )
 from certctl_operator.pki import SigningAuthority, fingerprint_sha256
 from certctl_operator.policy.clock import utc_now
+from certctl_operator.policy.publishing import (
+    responder_matches,
+    state_of,
+)
 from certctl_operator.policy.revocation import CRLState, IssuerKey, new_crl_due, unlisted
 from certctl_operator.web import pki_endpoints  # noqa: F401  (registers the CRL and OCSP routes)
 from certctl_operator.web.pki_state import PKIRegistry, PublishedCRL, registry_of

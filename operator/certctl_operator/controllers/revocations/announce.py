@@ -158,7 +158,7 @@ async def notify_revoked(
         }
         notification_name = object_name(name, "revoked", entry.serial_number, channel)
         if await ensure_notification_event(
-            api, namespace, notification_name, spec.dump(), labels=labels, owner=certificate_body
+            api, namespace=namespace, name=notification_name, spec=spec, labels=labels, owner=certificate_body
         ):
             created += 1
     return created

@@ -39,7 +39,6 @@ from certctl_operator.controllers.revocations.steps import (
     set_pending,
     settle,
 )
-from certctl_operator.kube.crl_publisher import state_of
 from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.revocation_store import (
     IssuerGone,
@@ -49,6 +48,9 @@ from certctl_operator.kube.revocation_store import (
     record_revocation,
 )
 from certctl_operator.policy.clock import utc_now
+from certctl_operator.policy.publishing import (
+    state_of,
+)
 from certctl_operator.policy.revocation import (
     IssuerKey,
     Outcome,

@@ -10,23 +10,17 @@ from __future__ import annotations
 import hashlib
 from enum import StrEnum
 
-from certctl_operator import API_GROUP
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_CERTIFICATE_NAME,
+    ANNOTATION_ISSUER_KIND,
+    ANNOTATION_ISSUER_NAME,
+    ANNOTATION_RENEW_REQUEST,
+    ANNOTATION_REQUEST_HASH,
+    ANNOTATION_REVISION,
+    ANNOTATION_SERIAL_NUMBER,
+)
 from certctl_operator.pki import serial_to_hex
 from certctl_operator.policy.renewal import object_name
-
-ANNOTATION_RENEW = f"{API_GROUP}/renew"
-"""On a ManagedCertificate: any new value requests a new certificate."""
-
-ANNOTATION_CERTIFICATE_NAME = f"{API_GROUP}/certificate-name"
-ANNOTATION_ISSUER_NAME = f"{API_GROUP}/issuer-name"
-ANNOTATION_ISSUER_KIND = f"{API_GROUP}/issuer-kind"
-ANNOTATION_SERIAL_NUMBER = f"{API_GROUP}/serial-number"
-ANNOTATION_REVISION = f"{API_GROUP}/revision"
-ANNOTATION_REQUEST_HASH = f"{API_GROUP}/request-hash"
-ANNOTATION_RENEW_REQUEST = f"{API_GROUP}/renew-request"
-LABEL_MANAGED_BY_CERTIFICATE = f"{API_GROUP}/managed-by-certificate"
-ANNOTATION_ALLOW_TAKEOVER = f"{API_GROUP}/allow-takeover-by"
-"""On a Secret the operator did not write: the ManagedCertificate allowed to replace its contents."""
 
 OUR_ANNOTATIONS = (
     ANNOTATION_CERTIFICATE_NAME,

@@ -24,9 +24,14 @@ from certctl_operator.api.certificate import (
     ManagedCertificateStatus,
     RotationPolicy,
 )
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_RENEW,
+)
 from certctl_operator.pki import key_matches_spec
 from certctl_operator.policy.clock import format_rfc3339, require_aware
-from certctl_operator.policy.issuance.names import ANNOTATION_RENEW, Reason
+from certctl_operator.policy.issuance.names import (
+    Reason,
+)
 from certctl_operator.policy.issuance.schedule import (
     backoff_until,
     certificate_renewal_time,

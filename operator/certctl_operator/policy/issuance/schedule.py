@@ -15,8 +15,15 @@ from certctl_operator.api.certificate import (
     ManagedCertificateStatus,
 )
 from certctl_operator.api.common import ConditionType, find_condition
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_RENEW,
+)
 from certctl_operator.pki import DEFAULT_BACKDATE
-from certctl_operator.policy.issuance.names import ANNOTATION_RENEW, ISSUER_FAILURES, Reason, renew_token
+from certctl_operator.policy.issuance.names import (
+    ISSUER_FAILURES,
+    Reason,
+    renew_token,
+)
 from certctl_operator.policy.issuance.notices import next_expiry_notice_time
 from certctl_operator.policy.renewal import renewal_time
 

@@ -18,6 +18,17 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from certctl_operator.api.certificate import ManagedCertificate, ManagedCertificateSpec
+from certctl_operator.api.metadata_keys import (
+    ANNOTATION_ALLOW_TAKEOVER,
+    ANNOTATION_CERTIFICATE_NAME,
+    ANNOTATION_ISSUER_KIND,
+    ANNOTATION_ISSUER_NAME,
+    ANNOTATION_RENEW_REQUEST,
+    ANNOTATION_REQUEST_HASH,
+    ANNOTATION_REVISION,
+    ANNOTATION_SERIAL_NUMBER,
+    LABEL_MANAGED_BY_CERTIFICATE,
+)
 from certctl_operator.pki import (
     CertificateRequest,
     InvalidKeyError,
@@ -33,15 +44,6 @@ from certctl_operator.pki import (
 from certctl_operator.pki.encoding import is_self_signed
 from certctl_operator.pki.inspect import summarize_certificate
 from certctl_operator.policy.issuance.names import (
-    ANNOTATION_ALLOW_TAKEOVER,
-    ANNOTATION_CERTIFICATE_NAME,
-    ANNOTATION_ISSUER_KIND,
-    ANNOTATION_ISSUER_NAME,
-    ANNOTATION_RENEW_REQUEST,
-    ANNOTATION_REQUEST_HASH,
-    ANNOTATION_REVISION,
-    ANNOTATION_SERIAL_NUMBER,
-    LABEL_MANAGED_BY_CERTIFICATE,
     Reason,
     managed_by_label_value,
 )

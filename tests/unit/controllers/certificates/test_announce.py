@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from certctl_operator.api import CertificateEventType, ManagedCertificate, Severity
+from certctl_operator.api import CertificateEventType, ManagedCertificate, NotificationEventSpec, Severity
 from certctl_operator.context import OperatorContext
 from certctl_operator.controllers.certificates import announce
 from certctl_operator.controllers.issuance import IssuanceRuntime
@@ -31,14 +31,15 @@ async def test_a_notification_event_spec_is_the_camel_case_api_model(monkeypatch
 
     async def ensure(
         api: Any,
+        *,
         namespace: str,
         name: str,
-        spec: Mapping[str, Any],
+        spec: NotificationEventSpec,
         labels: Mapping[str, str] | None = None,
         owner: Mapping[str, Any] | None = None,
     ) -> bool:
         assert owner is BODY
-        created.append((namespace, name, dict(spec), dict(labels or {})))
+        created.append((namespace, name, spec.dump(), dict(labels or {})))
         return True
 
     monkeypatch.setattr(announce, "ensure_notification_event", ensure)

@@ -12,7 +12,8 @@ from tests.support.receivers import make_self_signed
 
 from certctl_operator.api import NotificationChannelSpec
 from certctl_operator.api.notification import NotificationChannel
-from certctl_operator.kube.channels import (
+from certctl_operator.notify import senders
+from certctl_operator.notify.channel_config import (
     ChannelConfigError,
     SecretNeed,
     build_channel,
@@ -25,7 +26,6 @@ from certctl_operator.kube.channels import (
     secret_names,
     spec_problems,
 )
-from certctl_operator.notify import senders
 from certctl_operator.notify.egress import EgressPolicy, parse_networks
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
