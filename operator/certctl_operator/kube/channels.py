@@ -11,18 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes_asyncio import client
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from certctl_operator.api.notification import NotificationChannel
 from certctl_operator.kube.objects import get_object
+from certctl_operator.kube.secrets import read_secret
 from certctl_operator.notify import senders
 from certctl_operator.notify.channel_config import (
     ChannelConfigError,
     SecretData,
     build_channel,
     channel_problems,
-    decode_secret_data,
     destination_hosts,
     resolved_egress_problems,
     secret_names,
@@ -33,17 +30,10 @@ from certctl_operator.notify.egress import EgressPolicy
 
 async def read_secrets(api: Any, namespace: str, names: Iterable[str]) -> dict[str, SecretData | None]:
     """The decoded data of each named Secret, None for those that do not exist."""
-    core = client.CoreV1Api(api)
     found: dict[str, SecretData | None] = {}
     for name in dict.fromkeys(names):
-        try:
-            secret = await core.read_namespaced_secret(name, namespace)
-        except ApiException as error:
-            if error.status == 404:
-                found[name] = None
-                continue
-            raise
-        found[name] = decode_secret_data(secret.data)
+        secret = await read_secret(api, namespace=namespace, name=name)
+        found[name] = dict(secret.data) if secret is not None else None
     return found
 
 

@@ -355,14 +355,3 @@ def channel_type_label(spec: NotificationChannelSpec | None) -> str:
         ChannelType.TEAMS: "teams",
         ChannelType.PAGERDUTY: "pagerduty",
     }[spec.type]
-
-
-def decode_secret_data(data: Mapping[str, str] | None) -> dict[str, bytes]:
-    """A Secret's base64 ``data`` as bytes; undecodable entries are left out."""
-    decoded: dict[str, bytes] = {}
-    for key, value in (data or {}).items():
-        try:
-            decoded[key] = base64.b64decode(value or "", validate=True)
-        except binascii.Error:
-            continue
-    return decoded

@@ -19,7 +19,6 @@ from certctl_operator.notify.channel_config import (
     build_channel,
     channel_problems,
     channel_type_label,
-    decode_secret_data,
     destination_hosts,
     required_secrets,
     resolved_egress_problems,
@@ -223,12 +222,6 @@ def test_channel_type_labels() -> None:
         "pagerduty",
         "unknown",
     ]
-
-
-def test_decode_secret_data_skips_undecodable_entries() -> None:
-    data = {"good": base64.b64encode(b"value").decode(), "bad": "***", "empty": ""}
-    assert decode_secret_data(data) == {"good": b"value", "empty": b""}
-    assert decode_secret_data(None) == {}
 
 
 # --------------------------------------------------------------------------- egress and stored specs
