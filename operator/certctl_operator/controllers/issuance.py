@@ -294,11 +294,22 @@ class IssuanceRuntime:
                 metadata.pop("managedFields", None)
             self.certificate_bodies[key] = after
 
+    def certificate_seen(self, key: Key, body: dict[str, Any]) -> None:
+        """A certificate's watch event: its body is kept unless the body kept is newer."""
+        kept = self.certificate_bodies.get(key)
+        if kept is None or not older_than(body.get("metadata"), kept.get("metadata")):
+            self.certificate_bodies[key] = body
+
     def secret_seen(self, location: tuple[str, str], secret: StoredSecret | None) -> None:
         """A watch event of one of the operator's Secrets (None: deleted, or not ours now)."""
         if secret is None:
             self.secrets.pop(location, None)
-        else:
+            return
+        kept = self.secrets.get(location)
+        if kept is None or not older_than(
+            {"uid": secret.uid, "resourceVersion": secret.resource_version},
+            {"uid": kept.uid, "resourceVersion": kept.resource_version},
+        ):
             self.secrets[location] = secret
 
     def secret_written(
@@ -456,6 +467,24 @@ async def stop_issuance(memo: Any, **_: Any) -> None:
         await found.queue.stop()
 
 
+def older_than(incoming: Mapping[str, Any] | None, kept: Mapping[str, Any] | None) -> bool:
+    """Whether a watch event's ``metadata`` is of an older version of the object than the one ``kept``.
+
+    A reconcile that reads afresh gets the object as stored now, while the
+    watch may still be delivering events from before that read: such an event
+    must not replace the newer body, or the next reconcile would act on an old
+    spec (and, for a certificate, issue for it). resourceVersions are etcd
+    revisions, compared as numbers when both are; a different uid (the object
+    was deleted and created again) is never older.
+    """
+    if incoming is None or kept is None or incoming.get("uid") != kept.get("uid"):
+        return False
+    try:
+        return int(str(incoming.get("resourceVersion"))) < int(str(kept.get("resourceVersion")))
+    except ValueError:
+        return False
+
+
 def watched_body(raw: Mapping[str, Any]) -> dict[str, Any]:
     """A watch event's object as kept in :attr:`IssuanceRuntime.certificate_bodies`.
 
@@ -477,6 +506,7 @@ __all__ = [
     "Key",
     "issuer_key",
     "key_of",
+    "older_than",
     "reconciler",
     "runtime",
     "watched_body",

@@ -53,6 +53,43 @@ def test_a_write_answered_after_a_newer_watch_event_does_not_replace_it() -> Non
     assert location not in rt.secrets
 
 
+def test_a_watch_event_older_than_a_fresh_read_does_not_replace_it() -> None:
+    # A reconcile read the certificate afresh (version 30) while the watch was still delivering
+    # 28 and 29: keeping those would make the next reconcile act on an older spec.
+    rt = IssuanceRuntime(OperatorContext(settings=Settings()))
+    key = Key(CERTIFICATE, "team-a", "web")
+    rt.certificate_seen(key, body("27"))
+    rt.certificate_written(key, rt.certificate_bodies[key], fresh := body("30"))
+    rt.certificate_seen(key, body("28"))
+    rt.certificate_seen(key, body("29"))
+    assert rt.certificate_bodies[key] is fresh
+    rt.certificate_seen(key, later := body("31"))
+    assert rt.certificate_bodies[key] is later
+    # The same name created again (another uid) is never older.
+    recreated = body("5")
+    recreated["metadata"]["uid"] = "another"
+    rt.certificate_seen(key, recreated)
+    assert rt.certificate_bodies[key] is recreated
+
+    location = ("team-a", "web-tls")
+    rt.secret_seen(location, read := secret("40"))
+    rt.secret_seen(location, secret("39"))
+    assert rt.secrets[location] is read
+    rt.secret_seen(location, None)
+    assert location not in rt.secrets
+
+
+def test_older_than_compares_versions_of_one_object_only() -> None:
+    def meta(uid: str, version: str) -> dict[str, str]:
+        return {"uid": uid, "resourceVersion": version}
+
+    assert issuance.older_than(meta("a", "9"), meta("a", "10"))
+    assert not issuance.older_than(meta("a", "10"), meta("a", "9"))
+    assert not issuance.older_than(meta("b", "9"), meta("a", "10"))
+    assert not issuance.older_than(meta("a", "x9"), meta("a", "10"))
+    assert not issuance.older_than(None, meta("a", "10"))
+
+
 def test_kept_bodies_leave_managed_fields_out_and_the_watch_event_untouched() -> None:
     rt = IssuanceRuntime(OperatorContext(settings=Settings()))
     key = Key(CERTIFICATE, "team-a", "web")

@@ -47,7 +47,7 @@ async def certificate_event(
         rt.queue.add(key)
         return
     # Kept as delivered (never changed in place): the next reconcile starts from it.
-    rt.certificate_bodies[key] = watched_body(event["object"])
+    rt.certificate_seen(key, watched_body(event["object"]))
     rt.remember_uid(key, body)
     secret_name = (body.get("spec") or {}).get("secretName")
     # Certificates waiting for a Secret this one held may take it over now.

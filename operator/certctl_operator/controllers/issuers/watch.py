@@ -15,7 +15,14 @@ from typing import Any
 import kopf
 
 from certctl_operator import API_GROUP
-from certctl_operator.controllers.issuance import CLUSTER_ISSUER, ISSUER, IssuanceRuntime, Key, runtime
+from certctl_operator.controllers.issuance import (
+    CLUSTER_ISSUER,
+    ISSUER,
+    IssuanceRuntime,
+    Key,
+    older_than,
+    runtime,
+)
 from certctl_operator.controllers.issuers.metrics import remove_series
 from certctl_operator.kube.secret_watch import close_secret_watcher, secret_watcher
 
@@ -40,7 +47,8 @@ def queue_issuer(rt: IssuanceRuntime, key: Key, event_type: str | None, body: ko
         rt.queue.add(key)
         return
     rt.remember_uid(key, body)
-    rt.issuer_bodies[key] = dict(body)
+    if not older_than(body.get("metadata"), (rt.issuer_bodies.get(key) or {}).get("metadata")):
+        rt.issuer_bodies[key] = dict(body)
     secret_name = ((body.get("spec") or {}).get("ca") or {}).get("secretName")
     if secret_name:
         namespace = key.namespace if key.kind == ISSUER else rt.settings.operator_namespace
