@@ -69,6 +69,7 @@ from .revocation_store import (
     pki_namespace,
     read_archive,
     read_issued,
+    report_unreadable,
     retry_on_conflict,
 )
 from .secrets import read_secret
@@ -106,7 +107,15 @@ async def load_issued(
     """Take in the issuer's issued-serials store once per process (later ones are added as issued)."""
     if key in registry.index.loaded:
         return
-    registry.index.load(key, await read_issued(api, settings, key, issuer_body))
+    serials, unreadable = await read_issued(api, settings, key, issuer_body)
+    registry.index.load(key, serials)
+    for error in unreadable:
+        await report_unreadable(
+            api,
+            issuer_body,
+            error,
+            "the serials recorded in it answer unknown over OCSP until it is repaired",
+        )
 
 
 def _owner_reference(issuer_body: dict[str, Any]) -> dict[str, Any]:

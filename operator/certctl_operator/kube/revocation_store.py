@@ -85,6 +85,7 @@ from certctl_operator.api.metadata_keys import (
     ANNOTATION_RENEW,
     ANNOTATION_SERIAL_NUMBER,
 )
+from certctl_operator.kube.events import WARNING, event_name, post_event
 from certctl_operator.kube.objects import get_object, patch_metadata, patch_status
 from certctl_operator.kube.secrets import read_secret
 from certctl_operator.logs import object_extra
@@ -281,7 +282,7 @@ async def record_revocation(
         shard = await read_shard(
             api, settings, key, REVOKED_SHARD_KEY, shard_index(entry.serial_number), body
         )
-        listed = decode_revoked(shard.text).get(entry.serial_number)
+        listed = revoked_in(shard).get(entry.serial_number)
         if listed is not None:
             return Recorded(listed.as_revoked_certificate(), False, body, None)
         validity, refresh = crl_timing(issuer)
@@ -359,6 +360,58 @@ class Shard:
     """None when the ConfigMap does not exist."""
 
 
+class ShardUnreadable(ValueError):
+    """A shard ConfigMap whose content does not parse: edited by hand, or damaged.
+
+    Never rewritten by the operator (that would lose what it still holds):
+    revocations wait and the CRL is not published until it is repaired or
+    deleted, since a CRL without its entries would un-revoke certificates.
+    """
+
+    def __init__(self, shard: Shard, error: ValueError) -> None:
+        super().__init__(f"ConfigMap {shard.name} cannot be read: {error}")
+        self.shard = shard
+
+
+REASON_STORE_UNREADABLE = "RevocationStoreUnreadable"
+
+
+async def report_unreadable(
+    api: Any, issuer_body: Mapping[str, Any], error: ShardUnreadable, consequence: str
+) -> None:
+    """A Warning Event on the issuer naming the ConfigMap, once per version of it, and an error log."""
+    shard = error.shard
+    posted = await post_event(
+        api,
+        issuer_body,
+        event_type=WARNING,
+        reason=REASON_STORE_UNREADABLE,
+        message=f"{error}; {consequence}",
+        name=event_name(
+            str((issuer_body.get("metadata") or {}).get("name")),
+            f"unreadable-{shard.name}-{shard.resource_version}",
+        ),
+    )
+    if posted:
+        logger.error("%s; %s", error, consequence, extra=object_extra(issuer_body))
+
+
+def revoked_in(shard: Shard) -> dict[str, ArchivedEntry]:
+    """The archived revocations a shard holds; :class:`ShardUnreadable` when it does not parse."""
+    try:
+        return decode_revoked(shard.text)
+    except ValueError as error:
+        raise ShardUnreadable(shard, error) from None
+
+
+def issued_in(shard: Shard) -> dict[str, datetime]:
+    """The issued serials a shard holds; :class:`ShardUnreadable` when it does not parse."""
+    try:
+        return decode_issued(shard.text)
+    except ValueError as error:
+        raise ShardUnreadable(shard, error) from None
+
+
 def _owner_uid(configmap: Any) -> str | None:
     for owner in getattr(configmap.metadata, "owner_references", None) or []:
         if owner.kind in (Issuer.KIND, ClusterIssuer.KIND):
@@ -397,24 +450,26 @@ async def read_archive(
     """Every archived revocation of the issuer, by serial."""
     entries: dict[str, ArchivedEntry] = {}
     for shard in await read_store(api, settings, key, REVOKED_SHARD_KEY, issuer_body):
-        try:
-            entries.update(decode_revoked(shard.text))
-        except ValueError as error:
-            raise ValueError(f"ConfigMap {shard.name}: {error}") from None
+        entries.update(revoked_in(shard))
     return entries
 
 
 async def read_issued(
     api: Any, settings: Settings, key: IssuerKey, issuer_body: Mapping[str, Any]
-) -> dict[str, datetime]:
-    """Every issued serial of the issuer still recorded, with its notAfter."""
+) -> tuple[dict[str, datetime], list[ShardUnreadable]]:
+    """Every issued serial of the issuer still recorded, with its notAfter, and the shards that do not parse.
+
+    An unreadable shard is passed over: its serials answer "unknown" over OCSP
+    (after a restart) until it is repaired, while the others still answer.
+    """
     serials: dict[str, datetime] = {}
+    unreadable: list[ShardUnreadable] = []
     for shard in await read_store(api, settings, key, ISSUED_SHARD_KEY, issuer_body):
         try:
-            serials.update(decode_issued(shard.text))
-        except ValueError as error:
-            raise ValueError(f"ConfigMap {shard.name}: {error}") from None
-    return serials
+            serials.update(issued_in(shard))
+        except ShardUnreadable as error:
+            unreadable.append(error)
+    return serials, unreadable
 
 
 async def lookup_revoked(
@@ -433,7 +488,7 @@ async def lookup_revoked(
     }
     for index in sorted({shard_index(serial) for serial in wanted - found.keys()}):
         shard = await read_shard(api, settings, key, REVOKED_SHARD_KEY, index, issuer_body)
-        for serial, entry in decode_revoked(shard.text).items():
+        for serial, entry in revoked_in(shard).items():
             if serial in wanted:
                 found.setdefault(serial, entry)
     return list(found.values())
@@ -505,7 +560,7 @@ async def archive_journal(
             by_shard.setdefault(shard_index(entry.serial_number), []).append(entry)
         for index, moving in sorted(by_shard.items()):
             shard = await read_shard(api, settings, key, REVOKED_SHARD_KEY, index, body)
-            before = decode_revoked(shard.text)
+            before = revoked_in(shard)
             after = merge_revoked(before, moving, issuer.status.crl_this_update, grace)
             if after.keys() != before.keys():
                 await write_shard(
@@ -553,7 +608,7 @@ async def prune_archive(
         deleted: list[str] = []
         for index in shards:
             shard = await read_shard(api, settings, key, REVOKED_SHARD_KEY, index, body)
-            before = decode_revoked(shard.text)
+            before = revoked_in(shard)
             after = merge_revoked(before, (), crl_this_update, grace)
             if after.keys() != before.keys():
                 await write_shard(
@@ -670,7 +725,14 @@ async def _store_issued(
             shard = await read_shard(
                 api, settings, key, ISSUED_SHARD_KEY, (first + offset) % SHARD_COUNT, body
             )
-            before = decode_issued(shard.text)
+            try:
+                before = issued_in(shard)
+            except ShardUnreadable as error:
+                # Left as it is for someone to look at; the serials go to the next shard.
+                logger.warning("%s; recording issued serials elsewhere", error, extra=object_extra(body))
+                if offset == SHARD_COUNT - 1:
+                    raise ArchiveFull(f"no issued-serials ConfigMap can take more: {error}") from None
+                continue
             added = {serial: expiry for serial, expiry in serials.items() if serial not in before}
             if not added:
                 return set()

@@ -38,6 +38,7 @@ from certctl_operator.kube.crl_publisher import (
 )
 from certctl_operator.kube.revocation_store import (
     ArchiveFull,
+    ShardUnreadable,
     advance_crl,
     archive_journal,
     crl_timing,
@@ -45,6 +46,7 @@ from certctl_operator.kube.revocation_store import (
     issuer_class,
     load_ca,
     prune_archive,
+    report_unreadable,
 )
 from certctl_operator.pki import SigningAuthority, fingerprint_sha256
 from certctl_operator.policy.clock import utc_now
@@ -154,6 +156,36 @@ async def refresh_issuer(context: OperatorContext, key: IssuerKey, logger: loggi
         if state.responder is not None and not responder_matches(state.responder, authority):
             state.responder = None  # the CA signs until its new responder exists
 
+    try:
+        await publish_under_lock(context, key, body, authority, ca.version, logger)
+    except ShardUnreadable as error:
+        # Not rewritten (that would lose what it holds); the OCSP responder below is still kept valid.
+        await report_unreadable(
+            api,
+            body,
+            error,
+            "revocations of this issuer wait and its CRL is not published until the ConfigMap is repaired",
+        )
+
+    if state.ocsp_enabled:
+        responder = await ensure_ocsp_responder(
+            api, settings, key, body, authority, utc_now(), context.crypto_pool, known=state.responder
+        )
+        state.responder = responder.responder
+
+
+async def publish_under_lock(
+    context: OperatorContext,
+    key: IssuerKey,
+    body: dict[str, Any],
+    authority: SigningAuthority,
+    ca_version: str | None,
+    logger: logging.Logger | Any,
+) -> None:
+    """The CRL part of a look: archive and issued serials read, the next CRL started and published."""
+    api, settings = context.api, context.settings
+    registry = registry_of(context)
+    state = registry.issuer(key)
     async with state.lock:
         if state.crl is None:
             published = await read_published_crl(api, settings, key)
@@ -180,7 +212,7 @@ async def refresh_issuer(context: OperatorContext, key: IssuerKey, logger: loggi
         issuer = issuer_class(key).from_body(body)
         registry.update_revoked(key, issuer.status)
         # OCSP answers only once the revocation list that goes with this CA is known.
-        state.authority, state.authority_version = authority, ca.version
+        state.authority, state.authority_version = authority, ca_version
         if crl_state is not None:
             logger.info("issuer %s: started CRL number %d", key.label, crl_state.number)
         await publish_state(context, key, body, authority, crl_state or state_of(issuer.status))
@@ -198,12 +230,6 @@ async def refresh_issuer(context: OperatorContext, key: IssuerKey, logger: loggi
                 logger.warning(
                     "issuer %s: %s; new revocations stay in its status until entries expire", key.label, error
                 )
-
-    if state.ocsp_enabled:
-        responder = await ensure_ocsp_responder(
-            api, settings, key, body, authority, utc_now(), context.crypto_pool, known=state.responder
-        )
-        state.responder = responder.responder
 
 
 async def publishing_loop(

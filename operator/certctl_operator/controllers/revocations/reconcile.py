@@ -41,7 +41,9 @@ from certctl_operator.controllers.revocations.steps import (
 )
 from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.revocation_store import (
+    REASON_STORE_UNREADABLE,
     IssuerGone,
+    ShardUnreadable,
     get_issuer,
     issuer_class,
     load_ca,
@@ -78,7 +80,11 @@ async def process_revocation(context: OperatorContext, namespace: str, name: str
             status.not_after,
         )
     else:
-        resolution = await resolve(context, namespace, revocation)
+        try:
+            resolution = await resolve(context, namespace, revocation)
+        except ShardUnreadable as error:
+            await set_pending(api, body, revocation, REASON_STORE_UNREADABLE, str(error))
+            return False
         if resolution.outcome is Outcome.PENDING:
             await set_pending(api, body, revocation, resolution.reason, resolution.message)
             return False
@@ -137,6 +143,9 @@ async def process_revocation(context: OperatorContext, namespace: str, name: str
         return False
     except RevocationListFull as error:
         await set_pending(api, body, revocation, "RevocationListFull", str(error))
+        return False
+    except ShardUnreadable as error:
+        await set_pending(api, body, revocation, REASON_STORE_UNREADABLE, str(error))
         return False
     listed = issuer_class(key).from_body(recorded.issuer_body)
     registry.update_revoked(key, listed.status)
