@@ -32,14 +32,9 @@ logger = logging.getLogger("certctl_operator.controllers.acme")
 CHALLENGE_PATH = "/.well-known/acme-challenge/{token}"
 
 
-def http01_answers(context: OperatorContext) -> dict[str, str]:
-    """Token -> key authorization of the HTTP-01 challenges being validated now."""
-    return context.http01_answers
-
-
 def install_challenge_route(app: web.Application, context: OperatorContext) -> None:
     async def challenge(request: web.Request) -> web.Response:
-        answer = http01_answers(context).get(request.match_info["token"])
+        answer = context.http01_answers.get(request.match_info["token"])
         if answer is None:
             return web.Response(status=404, text="no such challenge\n")
         return web.Response(text=answer, content_type="application/octet-stream")
@@ -154,7 +149,6 @@ async def remove_solver_pods(pods: SolverPods, key: Key) -> None:
 
 __all__ = [
     "ChallengePublisher",
-    "http01_answers",
     "install_challenge_route",
     "remove_solver_pods",
     "solver_pod_defaults",

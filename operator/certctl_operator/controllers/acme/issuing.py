@@ -28,7 +28,6 @@ from certctl_operator.controllers.acme.account import (
 )
 from certctl_operator.controllers.acme.challenges import (
     ChallengePublisher,
-    http01_answers,
     remove_solver_pods,
     solver_pod_defaults,
     uses_solver_pods,
@@ -119,7 +118,7 @@ async def issue_acme(
     if uses_solver_pods(spec):
         owner = SolverOwner(key.namespace, key.name, str(body["metadata"].get("uid", "")))
         pods = SolverPods(rt.api, owner, solver_pod_defaults(rt.settings))
-    answers = ChallengePublisher(http01_answers(rt.context), tsig, pods)
+    answers = ChallengePublisher(rt.context.http01_answers, tsig, pods)
     try:
         result = await run_order(
             account,

@@ -15,7 +15,6 @@ from certctl_operator.context import OperatorContext
 from certctl_operator.controllers.acme.challenges import (
     ChallengePublisher,
     api_message,
-    http01_answers,
     install_challenge_route,
 )
 from certctl_operator.settings import Settings
@@ -28,7 +27,7 @@ async def test_the_route_answers_published_tokens_only() -> None:
     context = OperatorContext(settings=Settings())
     app = web.Application()
     install_challenge_route(app, context)
-    publisher = ChallengePublisher(http01_answers(context), {}, pods=None)
+    publisher = ChallengePublisher(context.http01_answers, {}, pods=None)
     async with TestClient(TestServer(app)) as client:
         await publisher.publish_http01(INLINE, "web.example", "tok-1", "tok-1.thumbprint")
         answer = await client.get("/.well-known/acme-challenge/tok-1")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from tests.support.notification_events import event_body
 
 from certctl_operator.api import DeliveryPhase
 from certctl_operator.controllers.notifications.runtime import ChannelKey, NotificationRuntime, WorkKey
@@ -20,20 +20,6 @@ UID = "6f1d2c3b-0000-4000-8000-000000000001"
 DELIVERED = DeliveryResult.success(timedelta(milliseconds=40), "HTTP 200 OK", 200)
 
 
-def body(
-    uid: str, phase: str | None = None, sent_at: str | None = None, version: str = "1"
-) -> dict[str, Any]:
-    status: dict[str, Any] = {}
-    if phase:
-        status["phase"] = phase
-    if sent_at:
-        status["sentAt"] = sent_at
-    return {
-        "metadata": {"uid": uid, "name": f"n-{uid}", "namespace": "ns", "resourceVersion": version},
-        "status": status,
-    }
-
-
 def gauge(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
 
@@ -42,10 +28,10 @@ def gauge(name: str, **labels: str) -> float | None:
 
 
 async def test_the_book_counts_phases_and_feeds_the_gauges(runtime: NotificationRuntime) -> None:
-    runtime.observe(None, body("a"))
-    runtime.observe("ADDED", body("b", "Failed"))
-    runtime.observe("ADDED", body("c", "Dead"))
-    runtime.observe("MODIFIED", body("d", "Nonsense"))
+    runtime.observe(None, event_body("a"))
+    runtime.observe("ADDED", event_body("b", "Failed"))
+    runtime.observe("ADDED", event_body("c", "Dead"))
+    runtime.observe("MODIFIED", event_body("d", "Nonsense"))
     assert runtime.phase_counts() == {
         DeliveryPhase.PENDING: 2,
         DeliveryPhase.SENT: 0,
@@ -55,8 +41,8 @@ async def test_the_book_counts_phases_and_feeds_the_gauges(runtime: Notification
     assert gauge("certctl_notification_dead_total") == 1
     assert gauge("certctl_notification_events", phase="Pending") == 2
 
-    runtime.observe("MODIFIED", body("c", "Pending", version="2"))
-    runtime.observe("DELETED", body("b", "Failed"))
+    runtime.observe("MODIFIED", event_body("c", "Pending", version="2"))
+    runtime.observe("DELETED", event_body("b", "Failed"))
     runtime.observe("MODIFIED", {"metadata": {}})
     assert gauge("certctl_notification_dead_total") == 0
     assert gauge("certctl_notification_events", phase="Failed") == 0
@@ -68,21 +54,21 @@ async def test_deleted_events_drop_their_idle_lock(runtime: NotificationRuntime)
     idle, busy = runtime.lock("idle"), runtime.lock("busy")
     assert runtime.lock("idle") is idle
     async with busy:
-        runtime.observe("DELETED", body("idle"))
-        runtime.observe("DELETED", body("busy"))
+        runtime.observe("DELETED", event_body("idle"))
+        runtime.observe("DELETED", event_body("busy"))
     assert set(runtime.locks) == {"busy"}
     assert not idle.locked()
 
 
 async def test_only_sent_events_past_retention_expire(runtime: NotificationRuntime) -> None:
     bodies = [
-        body("old", "Sent", "2026-01-01T10:59:00Z"),
-        body("edge", "Sent", "2026-01-01T11:00:00Z"),
-        body("new", "Sent", "2026-01-01T11:30:00Z"),
-        body("dead", "Dead", "2026-01-01T09:00:00Z"),
-        body("garbled", "Sent", "yesterday"),
+        event_body("old", "Sent", "2026-01-01T10:59:00Z"),
+        event_body("edge", "Sent", "2026-01-01T11:00:00Z"),
+        event_body("new", "Sent", "2026-01-01T11:30:00Z"),
+        event_body("dead", "Dead", "2026-01-01T09:00:00Z"),
+        event_body("garbled", "Sent", "yesterday"),
     ]
-    requeued = body("requeued", "Sent", "2026-01-01T10:00:00Z")
+    requeued = event_body("requeued", "Sent", "2026-01-01T10:00:00Z")
     requeued["metadata"]["annotations"] = {"certctl.io/requeue": "1"}
     records = [runtime.observe(None, item) for item in [*bodies, requeued]]
     expired = sorted(tracked.uid for tracked in records if tracked and runtime.expired(tracked, NOW))
@@ -94,7 +80,7 @@ async def test_only_sent_events_past_retention_expire(runtime: NotificationRunti
 async def test_a_version_written_by_the_events_own_handling_is_recognised_once(
     runtime: NotificationRuntime,
 ) -> None:
-    written = body("busy", "Pending", version="7")
+    written = event_body("busy", "Pending", version="7")
     runtime.remember_write(written)
     tracked = runtime.observe("MODIFIED", written)
     assert tracked is not None
@@ -103,9 +89,9 @@ async def test_a_version_written_by_the_events_own_handling_is_recognised_once(
 
 
 async def test_a_deleted_event_is_forgotten(runtime: NotificationRuntime) -> None:
-    runtime.remember_write(body("gone", "Pending", version="3"))
-    runtime.observe("ADDED", body("gone", "Pending", version="3"))
-    runtime.observe("DELETED", body("gone", "Pending", version="4"))
+    runtime.remember_write(event_body("gone", "Pending", version="3"))
+    runtime.observe("ADDED", event_body("gone", "Pending", version="3"))
+    runtime.observe("DELETED", event_body("gone", "Pending", version="4"))
     assert "gone" not in runtime.events and "gone" not in runtime.own_writes
     assert runtime.phase_counts()[DeliveryPhase.PENDING] == 0
 
@@ -113,10 +99,10 @@ async def test_a_deleted_event_is_forgotten(runtime: NotificationRuntime) -> Non
 async def test_a_stopping_runtime_starts_nothing_new(
     runtime: NotificationRuntime, processed: list[WorkKey]
 ) -> None:
-    runtime.observe("ADDED", body("early"))
+    runtime.observe("ADDED", event_body("early"))
     await runtime._process("early")
     assert processed == ["early"]
-    runtime.observe("ADDED", body("late"))
+    runtime.observe("ADDED", event_body("late"))
     runtime.stopping.set()
     await runtime._process("late")
     await runtime._process(ChannelKey("ns", "c"))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+
+from tests.support.notification_events import event_body
 
 from certctl_operator.controllers.notifications import schedule
 from certctl_operator.controllers.notifications.runtime import ChannelKey, NotificationRuntime
@@ -11,25 +12,11 @@ from certctl_operator.controllers.notifications.runtime import ChannelKey, Notif
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def body(
-    uid: str, phase: str | None = None, sent_at: str | None = None, version: str = "1"
-) -> dict[str, Any]:
-    status: dict[str, Any] = {}
-    if phase:
-        status["phase"] = phase
-    if sent_at:
-        status["sentAt"] = sent_at
-    return {
-        "metadata": {"uid": uid, "name": f"n-{uid}", "namespace": "ns", "resourceVersion": version},
-        "status": status,
-    }
-
-
 async def test_events_are_scheduled_from_their_status(runtime: NotificationRuntime) -> None:
-    failed = body("failed", "Failed")
+    failed = event_body("failed", "Failed")
     failed["status"]["nextRetryAt"] = "2026-01-01T12:05:00Z"
-    sent = body("sent", "Sent", "2026-01-01T11:30:00Z")
-    for item in (body("new"), failed, sent, body("dead", "Dead")):
+    sent = event_body("sent", "Sent", "2026-01-01T11:30:00Z")
+    for item in (event_body("new"), failed, sent, event_body("dead", "Dead")):
         runtime.observe("ADDED", item)
         schedule.schedule_event(runtime, item, own_write=False, now=NOW)
     queue = runtime.queue
@@ -49,7 +36,7 @@ async def test_overdue_retries_seen_after_a_restart_are_spread_over_one_interval
 ) -> None:
     schedules = set()
     for index in range(20):
-        overdue = body(f"overdue-{index}", "Failed")
+        overdue = event_body(f"overdue-{index}", "Failed")
         overdue["status"]["nextRetryAt"] = "2026-01-01T11:00:00Z"
         schedule.schedule_event(runtime, overdue, own_write=False, now=NOW, first_seen=True)
         when = runtime.queue.scheduled(f"overdue-{index}")
@@ -65,7 +52,7 @@ async def test_overdue_retries_seen_after_a_restart_are_spread_over_one_interval
 async def test_a_version_written_by_the_events_own_handling_is_not_visited_again(
     runtime: NotificationRuntime,
 ) -> None:
-    written = body("busy", "Pending", version="7")
+    written = event_body("busy", "Pending", version="7")
     runtime.remember_write(written)
     tracked = runtime.observe("MODIFIED", written)
     assert tracked is not None
