@@ -10,32 +10,81 @@ series are removed when their object is deleted.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
 
 # --- certificates (issuance and renewal) -------------------------------------
 CERTIFICATE_LABELS = ("namespace", "name", "issuer_name", "issuer_kind")
 
-certificate_expiration_timestamp = Gauge(
-    "certctl_certificate_expiration_timestamp_seconds",
-    "notAfter of the certificate currently in the Secret, as a Unix timestamp.",
-    CERTIFICATE_LABELS,
+
+class ScrapedGauges(Collector):
+    """Gauges whose samples are read from the operator's own records when Prometheus scrapes.
+
+    For per-object series: a prometheus_client child holds its labels, a value,
+    a lock and a dozen attributes, about a kilobyte, so six series for each of
+    ten thousand certificates cost some 60 MB. The controller keeps one small
+    record per object anyway; reading those at scrape time costs nothing while
+    nobody scrapes. ``source`` yields ``(family name, label values, value)``.
+    """
+
+    def __init__(
+        self,
+        families: Mapping[str, tuple[str, Sequence[str]]],
+        registry: CollectorRegistry | None = REGISTRY,
+    ) -> None:
+        self.families = dict(families)
+        self.source: Callable[[], Iterable[tuple[str, Sequence[str], float]]] = tuple
+        if registry is not None:
+            registry.register(self)
+
+    def label_names(self, family: str) -> tuple[str, ...]:
+        return tuple(self.families[family][1])
+
+    def _empty(self) -> dict[str, GaugeMetricFamily]:
+        return {
+            name: GaugeMetricFamily(name, documentation, labels=list(labels))
+            for name, (documentation, labels) in self.families.items()
+        }
+
+    def describe(self) -> list[Metric]:
+        return list(self._empty().values())
+
+    def collect(self) -> list[Metric]:
+        families = self._empty()
+        for name, values, value in self.source():
+            families[name].add_metric(list(values), value)
+        return list(families.values())
+
+
+CERTIFICATE_EXPIRATION_TIMESTAMP = "certctl_certificate_expiration_timestamp_seconds"
+CERTIFICATE_RENEWAL_TIMESTAMP = "certctl_certificate_renewal_timestamp_seconds"
+CERTIFICATE_NOT_BEFORE_TIMESTAMP = "certctl_certificate_not_before_timestamp_seconds"
+CERTIFICATE_READY_STATUS = "certctl_certificate_ready_status"
+certificate_series = ScrapedGauges(
+    {
+        CERTIFICATE_EXPIRATION_TIMESTAMP: (
+            "notAfter of the certificate currently in the Secret, as a Unix timestamp.",
+            CERTIFICATE_LABELS,
+        ),
+        CERTIFICATE_RENEWAL_TIMESTAMP: (
+            "When the operator will renew the certificate, as a Unix timestamp.",
+            CERTIFICATE_LABELS,
+        ),
+        CERTIFICATE_NOT_BEFORE_TIMESTAMP: (
+            "notBefore of the certificate currently in the Secret, as a Unix timestamp.",
+            CERTIFICATE_LABELS,
+        ),
+        CERTIFICATE_READY_STATUS: (
+            "1 for the certificate's current Ready condition status (True, False, Unknown), else 0.",
+            (*CERTIFICATE_LABELS, "condition"),
+        ),
+    }
 )
-certificate_renewal_timestamp = Gauge(
-    "certctl_certificate_renewal_timestamp_seconds",
-    "When the operator will renew the certificate, as a Unix timestamp.",
-    CERTIFICATE_LABELS,
-)
-certificate_not_before_timestamp = Gauge(
-    "certctl_certificate_not_before_timestamp_seconds",
-    "notBefore of the certificate currently in the Secret, as a Unix timestamp.",
-    CERTIFICATE_LABELS,
-)
-certificate_ready_status = Gauge(
-    "certctl_certificate_ready_status",
-    "1 for the certificate's current Ready condition status (True, False, Unknown), else 0.",
-    (*CERTIFICATE_LABELS, "condition"),
-)
+"""Per-certificate series; the certificate controller sets ``source`` at start-up."""
+
 issuer_ready_status = Gauge(
     "certctl_issuer_ready_status",
     "1 for the issuer's current Ready condition status (True, False, Unknown), else 0.",

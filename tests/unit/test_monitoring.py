@@ -52,6 +52,10 @@ def exported_series() -> dict[str, set[str]]:
     """Every sample name the operator's metrics produce, with the label names each one carries."""
     series: dict[str, set[str]] = {}
     for collector in vars(metrics).values():
+        if isinstance(collector, metrics.ScrapedGauges):
+            for family in collector.describe():
+                series[family.name] = set(collector.label_names(family.name))
+            continue
         if not isinstance(collector, MetricWrapperBase):
             continue
         labels = set(collector._labelnames)

@@ -47,6 +47,7 @@ from certctl_operator.api.metadata_keys import (
     LABEL_MANAGED_BY_CERTIFICATE,
 )
 from certctl_operator.context import OperatorContext
+from certctl_operator.kube.compact import compact_json
 from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.secret_watch import secret_watcher
 from certctl_operator.kube.secrets import StoredSecret, read_secret
@@ -160,7 +161,7 @@ class IssuanceRuntime:
     # resourceVersions this operator wrote itself: their watch events need no reconcile.
     own_writes: dict[Key, str] = field(default_factory=dict)
     own_secret_writes: dict[tuple[str, str], str] = field(default_factory=dict)
-    # Per-certificate metric labels and facts, for the aggregate gauges and for clean-up.
+    # Per-certificate metric facts (CertificateFacts), read when Prometheus scrapes.
     certificate_metrics: dict[Key, Any] = field(default_factory=dict)
     # uid of each object, from watch events and reads: log records name the object by it.
     uids: dict[Key, str] = field(default_factory=dict)
@@ -488,13 +489,16 @@ def older_than(incoming: Mapping[str, Any] | None, kept: Mapping[str, Any] | Non
 def watched_body(raw: Mapping[str, Any]) -> dict[str, Any]:
     """A watch event's object as kept in :attr:`IssuanceRuntime.certificate_bodies`.
 
-    A shallow copy, with a copied ``metadata`` lacking ``managedFields``: the
-    event's own dicts are shared with Kopf and stay untouched.
+    A copy without ``metadata.managedFields``, with its keys and short values
+    interned (:func:`~certctl_operator.kube.compact.compact_json`): the
+    event's own dicts are shared with Kopf and stay untouched, and ten
+    thousand kept bodies share one copy of each repeated text.
     """
-    body = dict(raw)
-    metadata = body.get("metadata")
+    metadata = raw.get("metadata")
     if isinstance(metadata, Mapping) and "managedFields" in metadata:
-        body["metadata"] = {name: value for name, value in metadata.items() if name != "managedFields"}
+        trimmed = {name: value for name, value in metadata.items() if name != "managedFields"}
+        raw = {**raw, "metadata": trimmed}
+    body: dict[str, Any] = compact_json(raw)
     return body
 
 

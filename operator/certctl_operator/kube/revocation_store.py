@@ -636,6 +636,8 @@ async def record_issued(
     serial: str,
     not_after: datetime,
     now: Callable[[], datetime],
+    *,
+    linger: float = 0.0,
 ) -> bool:
     """Add ``serial`` to the issuer's issued-serials shards; True when it was written now.
 
@@ -646,15 +648,22 @@ async def record_issued(
     write per batch rather than per serial. Repeating a serial changes
     nothing. Issuers without a CA key pair (selfSigned) have no OCSP
     responder and record nothing.
+
+    ``linger``: seconds the first serial of a batch waits for others before
+    the write, for a caller that has something slower to wait for meanwhile
+    (an RSA key from the key pool); serials that arrive one by one then share
+    writes too.
     """
     recorder = _issued_recorders.setdefault(api, {}).setdefault(key, _IssuedRecorder())
-    return await recorder.record(api, settings, key, normalize_serial(serial), not_after, now)
+    return await recorder.record(api, settings, key, normalize_serial(serial), not_after, now, linger)
 
 
 @dataclass
 class _IssuedBatch:
     serials: dict[str, datetime] = field(default_factory=dict)
     closed: bool = False
+    write_after: float | None = None
+    """Event-loop time before which the batch is not written (its first serial lingers), if any."""
     written: set[str] | None = None
     """The serials this batch added (some may have been stored already); None until it was written."""
     error: BaseException | None = None
@@ -675,9 +684,17 @@ class _IssuedRecorder:
         serial: str,
         not_after: datetime,
         now: Callable[[], datetime],
+        linger: float = 0.0,
     ) -> bool:
         batch = self.open
         batch.serials[serial] = not_after
+        loop = asyncio.get_running_loop()
+        if linger > 0 and batch.write_after is None and len(batch.serials) == 1:
+            batch.write_after = loop.time() + linger
+        if batch.write_after is not None:
+            # A group commit: the batch is written once its first serial's linger is over, with
+            # every serial that joined meanwhile (they wait too, or the next would write at once).
+            await asyncio.sleep(max(0.0, batch.write_after - loop.time()))
         # The lock serves waiters in order: the first of a batch to get it writes the whole batch,
         # the others of that batch find it written. One cut short (cancelled) leaves it to the next.
         async with self.lock:

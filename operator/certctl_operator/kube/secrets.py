@@ -33,6 +33,7 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from certctl_operator.kube.compact import compact_strings
 from certctl_operator.policy.issuers import SecretSnapshot
 
 FIELD_MANAGER = "certctl-operator"
@@ -73,8 +74,8 @@ def snapshot(body: Mapping[str, Any]) -> StoredSecret:
         namespace=str(metadata.get("namespace", "")),
         name=str(metadata.get("name", "")),
         type=body.get("type"),
-        labels=dict(metadata.get("labels") or {}),
-        annotations=dict(metadata.get("annotations") or {}),
+        labels=compact_strings(metadata.get("labels") or {}),
+        annotations=compact_strings(metadata.get("annotations") or {}),
         data={key: _decode(value) for key, value in (body.get("data") or {}).items()},
         resource_version=metadata.get("resourceVersion"),
         uid=metadata.get("uid"),

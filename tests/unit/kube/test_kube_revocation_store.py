@@ -72,6 +72,59 @@ async def test_issued_serials_that_wait_meanwhile_are_stored_together_and_each_c
     assert [sorted(batch) for batch in writes] == [["0a"], ["0b", "0c", "0d"]]
 
 
+async def test_a_lingering_first_serial_gathers_those_that_arrive_one_by_one_into_its_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    issuer = IssuerKey(IssuerKind.ISSUER, "team-ca", "team-a")
+    not_after = datetime(2030, 1, 1, tzinfo=UTC)
+    writes: list[list[str]] = []
+
+    async def store(api: Any, settings: Any, key: Any, serials: Any, now: Any) -> set[str]:
+        writes.append(sorted(serials))
+        return set(serials)
+
+    monkeypatch.setattr(revocation_store, "_store_issued", store)
+    api = StandInApi()
+    # No write is under way: without the linger the second serial would be written at once, alone.
+    first = asyncio.create_task(record_issued(api, Settings(), issuer, "01", not_after, now, linger=0.2))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(record_issued(api, Settings(), issuer, "02", not_after, now))
+    await asyncio.sleep(0)
+    third = asyncio.create_task(record_issued(api, Settings(), issuer, "03", not_after, now))
+    await asyncio.sleep(0)
+    assert writes == []
+    assert list(await asyncio.gather(first, second, third)) == [True, True, True]
+    assert writes == [["01", "02", "03"]]
+    # Without a linger, serials that find no write under way are written at once, one by one.
+    assert await record_issued(api, Settings(), issuer, "04", not_after, now) is True
+    assert await record_issued(api, Settings(), issuer, "05", not_after, now) is True
+    assert writes[1:] == [["04"], ["05"]]
+
+
+async def test_a_lingering_serial_cancelled_leaves_its_batch_to_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    issuer = IssuerKey(IssuerKind.ISSUER, "team-ca", "team-a")
+    not_after = datetime(2030, 1, 1, tzinfo=UTC)
+    writes: list[list[str]] = []
+
+    async def store(api: Any, settings: Any, key: Any, serials: Any, now: Any) -> set[str]:
+        writes.append(sorted(serials))
+        return set(serials)
+
+    monkeypatch.setattr(revocation_store, "_store_issued", store)
+    api = StandInApi()
+    first = asyncio.create_task(record_issued(api, Settings(), issuer, "0a", not_after, now, linger=0.2))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(record_issued(api, Settings(), issuer, "0b", not_after, now))
+    await asyncio.sleep(0)
+    first.cancel()  # its issuance failed while the key was generated
+    assert await second is True
+    assert first.cancelled()
+    # The cancelled serial may be stored (a serial recorded but never used is harmless), the other must be.
+    assert len(writes) == 1 and "0b" in writes[0]
+
+
 async def test_a_failed_write_of_issued_serials_fails_every_caller_of_its_batch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

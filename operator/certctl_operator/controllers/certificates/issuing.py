@@ -69,6 +69,16 @@ from certctl_operator.status.certificates import (
 logger = logging.getLogger("certctl.issuance")
 
 
+RSA_SERIAL_LINGER = 0.1
+"""Seconds the serial of an issuance with a new RSA key waits for others before it is stored.
+
+A group commit hidden behind key generation (tens of milliseconds per key,
+plus the wait for a free worker of the key pool): without it, RSA issuances
+finish one by one and each stores its serial alone, a ConfigMap read and
+write and an issuer read per certificate.
+"""
+
+
 async def issue(
     rt: IssuanceRuntime,
     key: Key,
@@ -108,6 +118,7 @@ async def issue(
     # the serial is stored before the Secret is written, as always.
     recording: asyncio.Future[None] | None = None
     try:
+        pooled_key = key_spec.algorithm is KeyAlgorithm.RSA and (decision.new_key or exam.key is None)
         if issuer.authority is not None and not is_acme(issuer):
             recording = asyncio.ensure_future(
                 record_issued_serial(
@@ -116,11 +127,14 @@ async def issue(
                     namespace,
                     serial_hex(chosen_serial),
                     planned_not_after(request, issuer.authority, signed_at),
+                    # An RSA key takes longer than this to come out of the key pool: the wait is free,
+                    # and serials of issuances started meanwhile share the write.
+                    linger=RSA_SERIAL_LINGER if pooled_key else 0.0,
                 )
             )
         if not decision.new_key and exam.key is not None:
             private_key = exam.key
-        elif key_spec.algorithm is KeyAlgorithm.RSA:
+        elif pooled_key:
             private_key = await generate_private_key_async(key_spec, rt.context.key_pool)
         else:
             # An elliptic-curve key takes well under a millisecond: less than a hop to another thread.

@@ -1,15 +1,16 @@
 """The ManagedCertificate metrics: per-certificate series and the aggregate totals computed at scrape time.
 
-Every reconcile refreshes its certificate's series (expiry, renewal and
-not-before timestamps, Ready status) and the facts the totals count; a
-certificate that goes away has its series removed. The start-up handler
-installs the totals' functions.
+Every reconcile replaces its certificate's :class:`CertificateFacts`; the
+per-certificate series (expiry, renewal and not-before timestamps, Ready
+status) and the totals are computed from those records when Prometheus
+scrapes, and a certificate that goes away has no series from then on.
 """
 
 from __future__ import annotations
 
-import contextlib
-from datetime import timedelta
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import kopf
@@ -17,14 +18,15 @@ import kopf
 from certctl_operator.api import ConditionStatus, ConditionType, ManagedCertificate, find_condition
 from certctl_operator.controllers.issuance import IssuanceRuntime, Key, runtime
 from certctl_operator.metrics import (
+    CERTIFICATE_EXPIRATION_TIMESTAMP,
+    CERTIFICATE_NOT_BEFORE_TIMESTAMP,
+    CERTIFICATE_READY_STATUS,
+    CERTIFICATE_RENEWAL_TIMESTAMP,
     certificate_active,
-    certificate_expiration_timestamp,
     certificate_expired,
     certificate_expiring_soon,
-    certificate_not_before_timestamp,
-    certificate_ready_status,
-    certificate_renewal_timestamp,
     certificate_revoked,
+    certificate_series,
     certificate_total,
 )
 from certctl_operator.policy.issuance import current_serial_revoked
@@ -32,77 +34,89 @@ from certctl_operator.policy.issuance import current_serial_revoked
 EXPIRING_SOON = timedelta(days=30)
 
 
-def series_labels(key: Key, cert: ManagedCertificate) -> dict[str, str]:
-    return {
-        "namespace": key.namespace,
-        "name": key.name,
-        "issuer_name": cert.spec.issuer_ref.name,
-        "issuer_kind": cert.spec.issuer_ref.kind.value,
-    }
+@dataclass(frozen=True, slots=True)
+class CertificateFacts:
+    """What the metrics say of one certificate, as of its last reconcile; small on purpose."""
 
+    labels: tuple[str, str, str, str]
+    """namespace, name, issuer_name, issuer_kind (:data:`certctl_operator.metrics.CERTIFICATE_LABELS`)."""
+    ready: ConditionStatus
+    not_after: datetime | None
+    not_before: datetime | None
+    renewal_time: datetime | None
+    revoked: bool
 
-def remove_series(labels: dict[str, str]) -> None:
-    values = tuple(labels.values())
-    for gauge in (
-        certificate_expiration_timestamp,
-        certificate_renewal_timestamp,
-        certificate_not_before_timestamp,
-    ):
-        with contextlib.suppress(KeyError):
-            gauge.remove(*values)
-    for condition in ConditionStatus:
-        with contextlib.suppress(KeyError):
-            certificate_ready_status.remove(*values, condition.value)
-
-
-def update_metrics(rt: IssuanceRuntime, key: Key, cert: ManagedCertificate) -> None:
-    labels = series_labels(key, cert)
-    previous = rt.certificate_metrics.get(key)
-    if previous is not None and previous[0] != labels:
-        remove_series(previous[0])
-    status = cert.status
-    if status.not_after is not None:
-        certificate_expiration_timestamp.labels(**labels).set(status.not_after.timestamp())
-    if status.not_before is not None:
-        certificate_not_before_timestamp.labels(**labels).set(status.not_before.timestamp())
-    if status.renewal_time is not None:
-        certificate_renewal_timestamp.labels(**labels).set(status.renewal_time.timestamp())
-    ready = find_condition(status.conditions, ConditionType.READY)
-    current = ready.status if ready is not None else ConditionStatus.UNKNOWN
-    for condition in ConditionStatus:
-        certificate_ready_status.labels(**labels, condition=condition.value).set(
-            1.0 if condition == current else 0.0
+    def active(self, now: datetime) -> bool:
+        return (
+            self.ready is ConditionStatus.TRUE
+            and self.not_after is not None
+            and now < self.not_after
+            and not self.revoked
         )
-    rt.certificate_metrics[key] = (
-        labels,
-        current == ConditionStatus.TRUE,
-        status.not_after,
-        current_serial_revoked(status),
+
+    def samples(self) -> Iterator[tuple[str, Sequence[str], float]]:
+        """This certificate's series for :data:`certctl_operator.metrics.certificate_series`."""
+        for family, moment in (
+            (CERTIFICATE_EXPIRATION_TIMESTAMP, self.not_after),
+            (CERTIFICATE_NOT_BEFORE_TIMESTAMP, self.not_before),
+            (CERTIFICATE_RENEWAL_TIMESTAMP, self.renewal_time),
+        ):
+            if moment is not None:
+                yield family, self.labels, moment.timestamp()
+        for condition in ConditionStatus:
+            yield CERTIFICATE_READY_STATUS, (*self.labels, condition.value), float(condition is self.ready)
+
+
+def facts_of(key: Key, cert: ManagedCertificate) -> CertificateFacts:
+    status = cert.status
+    ready = find_condition(status.conditions, ConditionType.READY)
+    return CertificateFacts(
+        labels=(key.namespace, key.name, cert.spec.issuer_ref.name, cert.spec.issuer_ref.kind.value),
+        ready=ConditionStatus(ready.status) if ready is not None else ConditionStatus.UNKNOWN,
+        not_after=status.not_after,
+        not_before=status.not_before,
+        renewal_time=status.renewal_time,
+        revoked=current_serial_revoked(status),
     )
 
 
-def install_aggregate_metrics(rt: IssuanceRuntime) -> None:
-    """The certctl_certificate_* totals, computed when Prometheus scrapes."""
+def update_metrics(rt: IssuanceRuntime, key: Key, cert: ManagedCertificate) -> None:
+    """Replace the certificate's facts; its series follow at the next scrape."""
+    rt.certificate_metrics[key] = facts_of(key, cert)
+
+
+def forget_metrics(rt: IssuanceRuntime, key: Key) -> None:
+    """A certificate that is gone has no series from the next scrape on."""
+    rt.certificate_metrics.pop(key, None)
+
+
+def install_metrics(rt: IssuanceRuntime) -> None:
+    """The per-certificate series and the certctl_certificate_* totals, computed when Prometheus scrapes."""
     facts = rt.certificate_metrics
+
+    def samples() -> Iterator[tuple[str, Sequence[str], float]]:
+        for entry in list(facts.values()):
+            yield from entry.samples()
 
     def count(predicate: Any) -> float:
         now = rt.now()
         return float(sum(1 for entry in list(facts.values()) if predicate(entry, now)))
 
+    certificate_series.source = samples
     certificate_total.set_function(lambda: float(len(facts)))
-    certificate_active.set_function(
-        lambda: count(lambda e, now: e[1] and e[2] is not None and now < e[2] and not e[3])
-    )
+    certificate_active.set_function(lambda: count(lambda e, now: e.active(now)))
     certificate_expiring_soon.set_function(
-        lambda: count(lambda e, now: e[2] is not None and now <= e[2] < now + EXPIRING_SOON)
+        lambda: count(lambda e, now: e.not_after is not None and now <= e.not_after < now + EXPIRING_SOON)
     )
-    certificate_expired.set_function(lambda: count(lambda e, now: e[2] is not None and e[2] <= now))
-    certificate_revoked.set_function(lambda: count(lambda e, now: e[3]))
+    certificate_expired.set_function(
+        lambda: count(lambda e, now: e.not_after is not None and e.not_after <= now)
+    )
+    certificate_revoked.set_function(lambda: count(lambda e, now: e.revoked))
 
 
 @kopf.on.startup()
 async def start_certificate_metrics(memo: Any, **_: Any) -> None:
-    install_aggregate_metrics(runtime(memo))
+    install_metrics(runtime(memo))
 
 
-__all__ = ["install_aggregate_metrics", "remove_series", "series_labels", "update_metrics"]
+__all__ = ["CertificateFacts", "facts_of", "forget_metrics", "install_metrics", "update_metrics"]

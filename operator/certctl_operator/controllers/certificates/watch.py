@@ -18,7 +18,7 @@ from certctl_operator.api.metadata_keys import (
     ANNOTATION_CERTIFICATE_NAME,
     LABEL_MANAGED_BY_CERTIFICATE,
 )
-from certctl_operator.controllers.certificates.metrics import remove_series
+from certctl_operator.controllers.certificates.metrics import forget_metrics
 from certctl_operator.controllers.certificates.writes import PLURAL
 from certctl_operator.controllers.issuance import (
     CERTIFICATE,
@@ -88,9 +88,7 @@ def certificate_gone(rt: IssuanceRuntime, key: Key) -> None:
     for other in rt.track_secret_claim(key, None):
         rt.queue.add(other)
     secret_watcher(rt.context).forget(key)
-    labels = rt.certificate_metrics.pop(key, None)
-    if labels is not None:
-        remove_series(labels[0])
+    forget_metrics(rt, key)
 
 
 def watch_secret_while_conflicting(

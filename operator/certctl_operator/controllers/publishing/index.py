@@ -30,12 +30,21 @@ store_logger = logging.getLogger("certctl.revocation")
 
 
 async def record_issued_serial(
-    context: OperatorContext, ref: IssuerReference, namespace: str, serial: str, not_after: datetime
+    context: OperatorContext,
+    ref: IssuerReference,
+    namespace: str,
+    serial: str,
+    not_after: datetime,
+    *,
+    linger: float = 0.0,
 ) -> None:
-    """Record that the issuer ``ref`` (seen from ``namespace``) issued ``serial``, durably, for OCSP."""
+    """Record that the issuer ``ref`` (seen from ``namespace``) issued ``serial``, durably, for OCSP.
+
+    ``linger``: see :func:`certctl_operator.kube.revocation_store.record_issued`.
+    """
     key = IssuerKey.of(ref, namespace)
     try:
-        await record_issued(context.api, context.settings, key, serial, not_after, utc_now)
+        await record_issued(context.api, context.settings, key, serial, not_after, utc_now, linger=linger)
     except ArchiveFull as error:
         # Issuing goes on: the serial is still known while it is current, and until a restart.
         store_logger.warning("serial %s not recorded for OCSP: %s", serial, error)

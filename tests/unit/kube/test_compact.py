@@ -1,0 +1,54 @@
+"""Kept bodies share one copy of each repeated key and short value, and equal what was parsed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from certctl_operator.kube.compact import SHORT_VALUE, compact_json, compact_strings
+
+
+def parsed(index: int) -> Any:
+    # Parsed separately, like two watch events: every key and value is its own object.
+    return json.loads(
+        json.dumps(
+            {
+                "metadata": {"name": f"cert-{index}", "resourceVersion": str(100 + index)},
+                "status": {"conditions": [{"type": "Ready", "status": "True", "observedGeneration": 1}]},
+                "data": {"tls.crt": "A" * (SHORT_VALUE + 1)},
+                "flags": [True, None, 1.5],
+            }
+        )
+    )
+
+
+def test_a_compacted_body_equals_the_parsed_one_and_leaves_it_untouched() -> None:
+    raw = parsed(1)
+    before = json.dumps(raw)
+    compact = compact_json(raw)
+    assert compact == raw
+    assert json.dumps(raw) == before
+    assert compact is not raw and compact["status"] is not raw["status"]
+
+
+def test_keys_and_short_values_of_two_bodies_are_one_object_each() -> None:
+    first, second = parsed(1), parsed(2)
+    key_first = next(iter(first["metadata"]))
+    key_second = next(iter(second["metadata"]))
+    assert key_first == key_second and key_first is not key_second  # json.loads shares nothing
+    a, b = compact_json(first), compact_json(second)
+    assert next(iter(a["metadata"])) is next(iter(b["metadata"]))
+    ready_a = a["status"]["conditions"][0]
+    ready_b = b["status"]["conditions"][0]
+    assert ready_a["status"] is ready_b["status"] is sys.intern("True")
+    # Long values (PEM blocks, say) are unique: they are not interned.
+    assert a["data"]["tls.crt"] is first["data"]["tls.crt"]
+
+
+def test_flat_string_maps_are_interned_the_same_way() -> None:
+    annotations = json.loads('{"certctl.io/revision": "3", "certctl.io/serial-number": "' + "f" * 40 + '"}')
+    compact = compact_strings(annotations)
+    assert compact == annotations
+    assert next(iter(compact)) is sys.intern("certctl.io/revision")
+    assert compact["certctl.io/revision"] is sys.intern("3")
