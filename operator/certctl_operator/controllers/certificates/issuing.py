@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -33,6 +34,8 @@ from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.secrets import apply_secret, create_secret, created_fields
 from certctl_operator.metrics import issuance_duration_seconds, issuance_failures_total, issuance_total
 from certctl_operator.pki import (
+    CertificateRequest,
+    IssuedCertificate,
     KeyAlgorithm,
     PKIError,
     generate_private_key,
@@ -45,6 +48,7 @@ from certctl_operator.pki import (
 from certctl_operator.policy.clock import format_rfc3339
 from certctl_operator.policy.issuance import (
     Decision,
+    IssuerView,
     Reason,
     SecretExamination,
     build_request,
@@ -79,6 +83,17 @@ write and an issuer read per certificate.
 """
 
 
+@dataclass(frozen=True)
+class Signed:
+    """A certificate signed for a ManagedCertificate, its serial stored, not yet written to the Secret."""
+
+    issued: IssuedCertificate
+    key_pem: str
+    body: dict[str, Any]
+    cert: ManagedCertificate
+    """The certificate as it stands after signing (an ACME order writes its status on the way)."""
+
+
 async def issue(
     rt: IssuanceRuntime,
     key: Key,
@@ -88,10 +103,65 @@ async def issue(
     secret: SecretSnapshot | None,
     decision: Decision,
 ) -> None:
+    """Sign a certificate for ``cert`` and write it to its Secret, or record why not."""
     started = time.monotonic()
+    spec = cert.spec
+    ready = await _ready_issuer(rt, key, body, cert, decision)
+    if ready is None:
+        return
+    issuer, request = ready
+    signed = await _sign(rt, key, body, cert, exam, decision, issuer, request)
+    if signed is None:
+        return
+    body, cert = signed.body, signed.cert
+    assert decision.revision is not None
+    serial = serial_hex(signed.issued.serial)
+    facts = CertificateFacts(
+        revision=decision.revision,
+        serial=serial,
+        fingerprint=signed.issued.fingerprint_sha256.lower(),
+        not_before=signed.issued.not_before,
+        not_after=signed.issued.not_after,
+    )
+    annotations = desired_annotations(
+        cert,
+        revision=facts.revision,
+        serial=serial,
+        hash_=request_hash(request, key_spec_for(spec), key_encoding_for(spec), spec.issuer_ref),
+        renew_request=decision.renew_request,
+    )
+    data = {
+        "tls.crt": signed.issued.full_chain_pem.encode("ascii"),
+        "tls.key": signed.key_pem.encode("ascii"),
+        "ca.crt": signed.issued.ca_pem.encode("ascii"),
+    }
+    if not await _write_secret(rt, key, body, cert, decision, secret, annotations, data):
+        return
+    # Counted once the Secret holds it: a reconcile cut short after this adopts it, never issues again.
+    issuer_kind = spec.issuer_ref.kind.value
+    issuance_total.labels(issuer_kind=issuer_kind, result="success").inc()
+    issuance_duration_seconds.labels(issuer_kind=issuer_kind).observe(time.monotonic() - started)
+
+    await announce_issuance(rt, body, cert, facts, trigger=decision)
+    status = status_after_issuance(cert, facts, renew_request=decision.renew_request, now=rt.now())
+    await finish(rt, key, body, cert, status)
+    logger.info(
+        "issued revision %d (serial %s, %s, valid until %s) into Secret %s",
+        facts.revision,
+        serial,
+        decision.reason,
+        format_rfc3339(facts.not_after),
+        spec.secret_name,
+        extra=rt.log_extra(key),
+    )
+
+
+async def _ready_issuer(
+    rt: IssuanceRuntime, key: Key, body: dict[str, Any], cert: ManagedCertificate, decision: Decision
+) -> tuple[IssuerView, CertificateRequest] | None:
+    """The issuer as it is now and the request to sign; None (failure recorded) when it cannot sign it."""
     namespace = key.namespace
     spec = cert.spec
-    issuer_kind = spec.issuer_ref.kind.value
     # Sign with what the issuer is now, not with a cached verdict.
     issuer = await rt.issuer_view(spec.issuer_ref, namespace, fresh=True)
     if not issuer.check.ready:
@@ -101,24 +171,42 @@ async def issue(
         await fail(rt, key, body, cert, decision, reason, issuer.check.message)
         if issuer.found:
             rt.queue.add(issuer_key(spec.issuer_ref, namespace))
-        return
+        return None
     request = build_request(spec, namespace, issuer, rt.settings.public_base_url)
     if issuer.authority is not None:
         authority = issuer.authority
         forbidden = name_constraint_violations(request, [authority.certificate, *authority.chain])
         if forbidden:
             await fail(rt, key, body, cert, decision, Reason.NAME_CONSTRAINTS, "; ".join(forbidden))
-            return
+            return None
+    return issuer, request
+
+
+async def _sign(
+    rt: IssuanceRuntime,
+    key: Key,
+    body: dict[str, Any],
+    cert: ManagedCertificate,
+    exam: SecretExamination,
+    decision: Decision,
+    issuer: IssuerView,
+    request: CertificateRequest,
+) -> Signed | None:
+    """The key (kept or new) and the certificate signed by ``issuer``, its serial stored for OCSP.
+
+    None when signing failed (the failure is recorded).
+    """
+    spec = cert.spec
+    namespace = key.namespace
     key_spec = key_spec_for(spec)
-    encoding = key_encoding_for(spec)
     signed_at = rt.now()
     chosen_serial = random_serial()
+    pooled_key = key_spec.algorithm is KeyAlgorithm.RSA and (decision.new_key or exam.key is None)
     # A CA issuer's serial is chosen first and recorded for OCSP while the key is generated and the
     # certificate signed: the writes of the serials of reconciles waiting meanwhile are shared, and
     # the serial is stored before the Secret is written, as always.
     recording: asyncio.Future[None] | None = None
     try:
-        pooled_key = key_spec.algorithm is KeyAlgorithm.RSA and (decision.new_key or exam.key is None)
         if issuer.authority is not None and not is_acme(issuer):
             recording = asyncio.ensure_future(
                 record_issued_serial(
@@ -144,13 +232,13 @@ async def issue(
             body, cert = ordered.body, ordered.cert
             if ordered.issued is None:
                 await fail(rt, key, body, cert, decision, ordered.reason, ordered.message)
-                return
+                return None
             issued = ordered.issued
         else:
             issued = await rt.off_loop(
                 issue_certificate, request, private_key, issuer.authority, signed_at, chosen_serial
             )
-        key_pem = private_key_to_pem(private_key, encoding)
+        key_pem = private_key_to_pem(private_key, key_encoding_for(spec))
     except BaseException as error:
         if recording is not None:
             recording.cancel()
@@ -158,48 +246,47 @@ async def issue(
         if not isinstance(error, PKIError):
             raise
         await fail(rt, key, body, cert, decision, Reason.ISSUANCE_FAILED, error.message)
-        return
-
-    assert decision.revision is not None
-    serial = serial_hex(issued.serial)
+        return None
     if recording is not None:
         await recording
     else:
+        serial = serial_hex(issued.serial)
         await record_issued_serial(rt.context, spec.issuer_ref, namespace, serial, issued.not_after)
-    facts = CertificateFacts(
-        revision=decision.revision,
-        serial=serial,
-        fingerprint=issued.fingerprint_sha256.lower(),
-        not_before=issued.not_before,
-        not_after=issued.not_after,
-    )
-    annotations = desired_annotations(
-        cert,
-        revision=facts.revision,
-        serial=serial,
-        hash_=request_hash(request, key_spec, encoding, spec.issuer_ref),
-        renew_request=decision.renew_request,
-    )
+    return Signed(issued, key_pem, body, cert)
+
+
+async def _write_secret(
+    rt: IssuanceRuntime,
+    key: Key,
+    body: dict[str, Any],
+    cert: ManagedCertificate,
+    decision: Decision,
+    secret: SecretSnapshot | None,
+    annotations: dict[str, str],
+    data: dict[str, bytes],
+) -> bool:
+    """Write the issued certificate and key to the Secret; False when the API server refused it (recorded).
+
+    Raises :class:`Conflict` when the Secret changed or appeared meanwhile.
+    """
+    namespace = key.namespace
+    secret_name = cert.spec.secret_name
     contents: dict[str, Any] = {
         "secret_type": SECRET_TYPE_TLS,
         "labels": desired_labels(cert),
         "annotations": annotations,
-        "data": {
-            "tls.crt": issued.full_chain_pem.encode("ascii"),
-            "tls.key": key_pem.encode("ascii"),
-            "ca.crt": issued.ca_pem.encode("ascii"),
-        },
+        "data": data,
     }
     try:
         if secret is None:
             # Create-only: a Secret that appeared meanwhile (another certificate naming it, its user)
             # fails this with 409 and the next reconcile finds out whose it is.
-            written = await create_secret(rt.api, namespace, spec.secret_name, **contents)
+            written = await create_secret(rt.api, namespace, secret_name, **contents)
         else:
             written = await apply_secret(
                 rt.api,
                 namespace,
-                spec.secret_name,
+                secret_name,
                 **contents,
                 resource_version=secret.resource_version,
                 hand_over=created_fields(secret),
@@ -208,35 +295,13 @@ async def issue(
         if error.status == 409:
             raise Conflict from None
         if error.status in (400, 403, 422):
-            await fail(
-                rt,
-                key,
-                body,
-                cert,
-                decision,
-                Reason.ISSUANCE_FAILED,
-                f"writing the Secret failed: {error.reason}",
-            )
-            return
+            message = f"writing the Secret failed: {error.reason}"
+            await fail(rt, key, body, cert, decision, Reason.ISSUANCE_FAILED, message)
+            return False
         raise
-    rt.own_secret_writes[(namespace, spec.secret_name)] = written.resource_version or ""
-    rt.secret_written((namespace, spec.secret_name), secret, written)
-    # Counted once the Secret holds it: a reconcile cut short after this adopts it, never issues again.
-    issuance_total.labels(issuer_kind=issuer_kind, result="success").inc()
-    issuance_duration_seconds.labels(issuer_kind=issuer_kind).observe(time.monotonic() - started)
-
-    await announce_issuance(rt, body, cert, facts, trigger=decision)
-    status = status_after_issuance(cert, facts, renew_request=decision.renew_request, now=rt.now())
-    await finish(rt, key, body, cert, status)
-    logger.info(
-        "issued revision %d (serial %s, %s, valid until %s) into Secret %s",
-        facts.revision,
-        serial,
-        decision.reason,
-        format_rfc3339(facts.not_after),
-        spec.secret_name,
-        extra=rt.log_extra(key),
-    )
+    rt.own_secret_writes[(namespace, secret_name)] = written.resource_version or ""
+    rt.secret_written((namespace, secret_name), secret, written)
+    return True
 
 
 async def adopt(

@@ -23,10 +23,19 @@ anything twice.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from certctl_operator import metrics
-from certctl_operator.api import IssuerType, Revocation, RevocationPhase, RevokedCertificate
+from certctl_operator.api import (
+    ClusterIssuer,
+    Issuer,
+    IssuerType,
+    Revocation,
+    RevocationPhase,
+    RevokedCertificate,
+)
 from certctl_operator.context import OperatorContext
 from certctl_operator.controllers.publishing.publisher import publish_state
 from certctl_operator.controllers.revocations.acme import revoke_at_acme_ca
@@ -43,12 +52,14 @@ from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.revocation_store import (
     REASON_STORE_UNREADABLE,
     IssuerGone,
+    Recorded,
     ShardUnreadable,
     get_issuer,
     issuer_class,
     load_ca,
     record_revocation,
 )
+from certctl_operator.pki import SigningAuthority
 from certctl_operator.policy.clock import utc_now
 from certctl_operator.policy.publishing import (
     state_of,
@@ -62,6 +73,18 @@ from certctl_operator.policy.revocation import (
 from certctl_operator.status.revocations import revoked_on_crl_message, revoked_status
 from certctl_operator.web.pki_state import registry_of
 
+Settled = bool
+"""What :func:`process_revocation` returns once a step ended it: True when settled, False when waiting."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The serial a Revocation revokes and its issuer, as resolved once and kept in its status."""
+
+    serial: str
+    issuer: IssuerKey
+    not_after: datetime | None
+
 
 async def process_revocation(context: OperatorContext, namespace: str, name: str, logger: Any) -> bool:
     """Take one Revocation as far as it goes now; True once it is settled (Revoked or Failed)."""
@@ -72,47 +95,69 @@ async def process_revocation(context: OperatorContext, namespace: str, name: str
     revocation = Revocation.from_body(body)
     if revocation.status.phase in (RevocationPhase.REVOKED, RevocationPhase.FAILED):
         return True
+    target = await _resolve_target(context, namespace, body, revocation)
+    if not isinstance(target, Target):
+        return target
+    issuer_body = await get_issuer(api, target.issuer)
+    if issuer_body is None:
+        message = f"the issuer {target.issuer.label} does not exist"
+        await set_pending(api, body, revocation, "IssuerNotFound", message)
+        return False
+    issuer = issuer_class(target.issuer).from_body(issuer_body)
+    if issuer.spec.acme is not None:
+        return await revoke_at_acme_ca(
+            context, body, revocation, target.issuer, issuer.spec, target.serial, target.not_after, logger
+        )
+    authority = await _crl_authority(context, body, revocation, target.issuer, issuer)
+    if not isinstance(authority, SigningAuthority):
+        return authority
+    recorded = await _record(context, body, revocation, target)
+    if recorded is None:
+        return False
+    await _publish(context, target, recorded, authority, logger)
+    await _settle_revoked(context, body, revocation, target.issuer, recorded, logger)
+    return True
+
+
+async def _resolve_target(
+    context: OperatorContext, namespace: str, body: dict[str, Any], revocation: Revocation
+) -> Target | Settled:
+    """Steps 1 and 2: the target kept in the status, else resolved now and kept there."""
+    api = context.api
     status = revocation.status
     if status.serial_number and status.issuer_ref is not None:
-        serial, key, not_after = (
-            status.serial_number,
-            IssuerKey.of(status.issuer_ref, namespace),
-            status.not_after,
-        )
-    else:
-        try:
-            resolution = await resolve(context, namespace, revocation)
-        except ShardUnreadable as error:
-            await set_pending(api, body, revocation, REASON_STORE_UNREADABLE, str(error))
-            return False
-        if resolution.outcome is Outcome.PENDING:
-            await set_pending(api, body, revocation, resolution.reason, resolution.message)
-            return False
-        if resolution.outcome is Outcome.FAILED:
-            await set_failed(api, body, revocation, resolution.reason, resolution.message)
-            return True
-        assert resolution.serial is not None and resolution.issuer is not None
-        serial, key, not_after = resolution.serial, resolution.issuer, resolution.not_after
-        await persist_target(api, body, revocation, serial, key, not_after)
-
-    registry = registry_of(context)
-    issuer_body = await get_issuer(api, key)
-    if issuer_body is None:
-        await set_pending(api, body, revocation, "IssuerNotFound", f"the issuer {key.label} does not exist")
+        return Target(status.serial_number, IssuerKey.of(status.issuer_ref, namespace), status.not_after)
+    try:
+        resolution = await resolve(context, namespace, revocation)
+    except ShardUnreadable as error:
+        await set_pending(api, body, revocation, REASON_STORE_UNREADABLE, str(error))
         return False
-    issuer = issuer_class(key).from_body(issuer_body)
-    if issuer.spec.acme is not None:
-        return await revoke_at_acme_ca(context, body, revocation, key, issuer.spec, serial, not_after, logger)
-    if issuer.spec.ca is None:
-        await set_failed(
-            api,
-            body,
-            revocation,
-            "SelfSignedNotRevocable",
-            f"the issuer {key.label} is not a ca issuer (any more)",
-        )
+    if resolution.outcome is Outcome.PENDING:
+        await set_pending(api, body, revocation, resolution.reason, resolution.message)
+        return False
+    if resolution.outcome is Outcome.FAILED:
+        await set_failed(api, body, revocation, resolution.reason, resolution.message)
         return True
-    state = registry.issuer(key)
+    assert resolution.serial is not None and resolution.issuer is not None
+    target = Target(resolution.serial, resolution.issuer, resolution.not_after)
+    await persist_target(api, body, revocation, target.serial, target.issuer, target.not_after)
+    return target
+
+
+async def _crl_authority(
+    context: OperatorContext,
+    body: dict[str, Any],
+    revocation: Revocation,
+    key: IssuerKey,
+    issuer: Issuer | ClusterIssuer,
+) -> SigningAuthority | Settled:
+    """The CA that signs the issuer's CRL; a selfSigned issuer fails, a CA not ready waits."""
+    api = context.api
+    if issuer.spec.ca is None:
+        message = f"the issuer {key.label} is not a ca issuer (any more)"
+        await set_failed(api, body, revocation, "SelfSignedNotRevocable", message)
+        return True
+    state = registry_of(context).issuer(key)
     ca = await load_ca(
         api, context.settings, key, issuer, utc_now(), cached=(state.authority_version, state.authority)
     )
@@ -120,19 +165,29 @@ async def process_revocation(context: OperatorContext, namespace: str, name: str
         message = f"the CA of issuer {key.label} cannot sign a CRL: {ca.problem}"
         await set_pending(api, body, revocation, "IssuerNotReady", message)
         return False
-    authority = ca.authority
+    return ca.authority
 
+
+async def _record(
+    context: OperatorContext, body: dict[str, Any], revocation: Revocation, target: Target
+) -> Recorded | None:
+    """Step 3: the serial on the issuer's revocation list; None when it has to wait (Pending written)."""
+    api = context.api
+    state = registry_of(context).issuer(target.issuer)
     entry = RevokedCertificate(
-        serial_number=serial, revoked_at=utc_now(), reason=revocation.spec.reason, not_after=not_after
+        serial_number=target.serial,
+        revoked_at=utc_now(),
+        reason=revocation.spec.reason,
+        not_after=target.not_after,
     )
     # Recorded without the issuer's lock (the guarded write orders concurrent revocations), published
     # under it: a revocation that waited for the lock publishes the newest CRL, which also lists the
     # revocations recorded meanwhile, so a burst of them costs a few signatures, not one each.
     try:
-        recorded = await record_revocation(
+        return await record_revocation(
             api,
             context.settings,
-            key,
+            target.issuer,
             entry,
             utc_now,
             floor=lambda: state.published_number,
@@ -140,15 +195,26 @@ async def process_revocation(context: OperatorContext, namespace: str, name: str
         )
     except IssuerGone as error:
         await set_pending(api, body, revocation, "IssuerNotFound", str(error))
-        return False
     except RevocationListFull as error:
         await set_pending(api, body, revocation, "RevocationListFull", str(error))
-        return False
     except ShardUnreadable as error:
         await set_pending(api, body, revocation, REASON_STORE_UNREADABLE, str(error))
-        return False
-    listed = issuer_class(key).from_body(recorded.issuer_body)
-    registry.update_revoked(key, listed.status)
+    return None
+
+
+async def _publish(
+    context: OperatorContext,
+    target: Target,
+    recorded: Recorded,
+    authority: SigningAuthority,
+    logger: Any,
+) -> None:
+    """Step 4: publish the newest CRL of the issuer, which lists the serial."""
+    api = context.api
+    key = target.issuer
+    registry = registry_of(context)
+    state = registry.issuer(key)
+    registry.update_revoked(key, issuer_class(key).from_body(recorded.issuer_body).status)
     async with state.lock:
         try:
             newest_body = await get_issuer(api, key) or recorded.issuer_body
@@ -156,11 +222,26 @@ async def process_revocation(context: OperatorContext, namespace: str, name: str
             registry.update_revoked(key, newest.status)
             await publish_state(context, key, newest_body, authority, state_of(newest.status))
         except Exception as error:  # the issuer's daemon publishes it on its next look
-            logger.warning("issuer %s: the CRL listing %s is not published yet: %s", key.label, serial, error)
+            logger.warning(
+                "issuer %s: the CRL listing %s is not published yet: %s", key.label, target.serial, error
+            )
+    if recorded.newly_listed:
+        logger.info("serial %s listed on the revocation list of issuer %s", target.serial, key.label)
+
+
+async def _settle_revoked(
+    context: OperatorContext,
+    body: dict[str, Any],
+    revocation: Revocation,
+    key: IssuerKey,
+    recorded: Recorded,
+    logger: Any,
+) -> None:
+    """Steps 5 and 6: the certificate, the notifications, then phase Revoked, its Event and audit line."""
+    api = context.api
     if recorded.newly_listed:
         metrics.revocations_total.labels(reason=revocation.spec.reason.value).inc()
-        logger.info("serial %s listed on the revocation list of issuer %s", serial, key.label)
-
+    listed = issuer_class(key).from_body(recorded.issuer_body)
     crl_number = (
         recorded.entry.crl_number if recorded.entry.crl_number is not None else listed.status.crl_number
     )
@@ -185,4 +266,3 @@ async def process_revocation(context: OperatorContext, namespace: str, name: str
         audit_line(revocation, after, key, outcome="revoked", listed_now=recorded.newly_listed)
 
     await settle(api, revocation, after, announce)
-    return True
