@@ -161,7 +161,7 @@ class IssuanceRuntime:
     # resourceVersions this operator wrote itself: their watch events need no reconcile.
     own_writes: dict[Key, str] = field(default_factory=dict)
     own_secret_writes: dict[tuple[str, str], str] = field(default_factory=dict)
-    # Per-certificate metric facts (CertificateFacts), read when Prometheus scrapes.
+    # Per-certificate metric records (CertificateSeries), read when Prometheus scrapes.
     certificate_metrics: dict[Key, Any] = field(default_factory=dict)
     # uid of each object, from watch events and reads: log records name the object by it.
     uids: dict[Key, str] = field(default_factory=dict)

@@ -77,13 +77,7 @@ async def test_a_lingering_first_serial_gathers_those_that_arrive_one_by_one_int
 ) -> None:
     issuer = IssuerKey(IssuerKind.ISSUER, "team-ca", "team-a")
     not_after = datetime(2030, 1, 1, tzinfo=UTC)
-    writes: list[list[str]] = []
-
-    async def store(api: Any, settings: Any, key: Any, serials: Any, now: Any) -> set[str]:
-        writes.append(sorted(serials))
-        return set(serials)
-
-    monkeypatch.setattr(revocation_store, "_store_issued", store)
+    writes = record_writes(monkeypatch)
     api = StandInApi()
     # No write is under way: without the linger the second serial would be written at once, alone.
     first = asyncio.create_task(record_issued(api, Settings(), issuer, "01", not_after, now, linger=0.2))
@@ -106,13 +100,7 @@ async def test_a_lingering_serial_cancelled_leaves_its_batch_to_the_others(
 ) -> None:
     issuer = IssuerKey(IssuerKind.ISSUER, "team-ca", "team-a")
     not_after = datetime(2030, 1, 1, tzinfo=UTC)
-    writes: list[list[str]] = []
-
-    async def store(api: Any, settings: Any, key: Any, serials: Any, now: Any) -> set[str]:
-        writes.append(sorted(serials))
-        return set(serials)
-
-    monkeypatch.setattr(revocation_store, "_store_issued", store)
+    writes = record_writes(monkeypatch)
     api = StandInApi()
     first = asyncio.create_task(record_issued(api, Settings(), issuer, "0a", not_after, now, linger=0.2))
     await asyncio.sleep(0)
@@ -142,6 +130,18 @@ async def test_a_failed_write_of_issued_serials_fails_every_caller_of_its_batch(
         return_exceptions=True,
     )
     assert all(isinstance(result, ArchiveFull) for result in results)
+
+
+def record_writes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Replace the store with one that stores every serial; returns the batches it was given."""
+    writes: list[list[str]] = []
+
+    async def store(api: Any, settings: Any, key: Any, serials: Any, now: Any) -> set[str]:
+        writes.append(sorted(serials))
+        return set(serials)
+
+    monkeypatch.setattr(revocation_store, "_store_issued", store)
+    return writes
 
 
 class StandInApi:

@@ -1,6 +1,6 @@
 """The ManagedCertificate metrics: per-certificate series and the aggregate totals computed at scrape time.
 
-Every reconcile replaces its certificate's :class:`CertificateFacts`; the
+Every reconcile replaces its certificate's :class:`CertificateSeries`; the
 per-certificate series (expiry, renewal and not-before timestamps, Ready
 status) and the totals are computed from those records when Prometheus
 scrapes, and a certificate that goes away has no series from then on.
@@ -35,7 +35,7 @@ EXPIRING_SOON = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
-class CertificateFacts:
+class CertificateSeries:
     """What the metrics say of one certificate, as of its last reconcile; small on purpose."""
 
     labels: tuple[str, str, str, str]
@@ -67,10 +67,10 @@ class CertificateFacts:
             yield CERTIFICATE_READY_STATUS, (*self.labels, condition.value), float(condition is self.ready)
 
 
-def facts_of(key: Key, cert: ManagedCertificate) -> CertificateFacts:
+def series_of(key: Key, cert: ManagedCertificate) -> CertificateSeries:
     status = cert.status
     ready = find_condition(status.conditions, ConditionType.READY)
-    return CertificateFacts(
+    return CertificateSeries(
         labels=(key.namespace, key.name, cert.spec.issuer_ref.name, cert.spec.issuer_ref.kind.value),
         ready=ConditionStatus(ready.status) if ready is not None else ConditionStatus.UNKNOWN,
         not_after=status.not_after,
@@ -82,7 +82,7 @@ def facts_of(key: Key, cert: ManagedCertificate) -> CertificateFacts:
 
 def update_metrics(rt: IssuanceRuntime, key: Key, cert: ManagedCertificate) -> None:
     """Replace the certificate's facts; its series follow at the next scrape."""
-    rt.certificate_metrics[key] = facts_of(key, cert)
+    rt.certificate_metrics[key] = series_of(key, cert)
 
 
 def forget_metrics(rt: IssuanceRuntime, key: Key) -> None:
@@ -119,4 +119,4 @@ async def start_certificate_metrics(memo: Any, **_: Any) -> None:
     install_metrics(runtime(memo))
 
 
-__all__ = ["CertificateFacts", "facts_of", "forget_metrics", "install_metrics", "update_metrics"]
+__all__ = ["CertificateSeries", "forget_metrics", "install_metrics", "series_of", "update_metrics"]

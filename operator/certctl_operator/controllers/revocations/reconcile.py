@@ -114,8 +114,9 @@ async def process_revocation(context: OperatorContext, namespace: str, name: str
     recorded = await _record(context, body, revocation, target)
     if recorded is None:
         return False
-    await _publish(context, target, recorded, authority, logger)
-    await _settle_revoked(context, body, revocation, target.issuer, recorded, logger)
+    listed = issuer_class(target.issuer).from_body(recorded.issuer_body)
+    await _publish(context, target, recorded, listed, authority, logger)
+    await _settle_revoked(context, body, revocation, target.issuer, recorded, listed, logger)
     return True
 
 
@@ -206,15 +207,16 @@ async def _publish(
     context: OperatorContext,
     target: Target,
     recorded: Recorded,
+    listed: Issuer | ClusterIssuer,
     authority: SigningAuthority,
     logger: Any,
 ) -> None:
-    """Step 4: publish the newest CRL of the issuer, which lists the serial."""
+    """Step 4: publish the newest CRL of the issuer; ``listed`` is the issuer as the record left it."""
     api = context.api
     key = target.issuer
     registry = registry_of(context)
     state = registry.issuer(key)
-    registry.update_revoked(key, issuer_class(key).from_body(recorded.issuer_body).status)
+    registry.update_revoked(key, listed.status)
     async with state.lock:
         try:
             newest_body = await get_issuer(api, key) or recorded.issuer_body
@@ -235,13 +237,13 @@ async def _settle_revoked(
     revocation: Revocation,
     key: IssuerKey,
     recorded: Recorded,
+    listed: Issuer | ClusterIssuer,
     logger: Any,
 ) -> None:
     """Steps 5 and 6: the certificate, the notifications, then phase Revoked, its Event and audit line."""
     api = context.api
     if recorded.newly_listed:
         metrics.revocations_total.labels(reason=revocation.spec.reason.value).inc()
-    listed = issuer_class(key).from_body(recorded.issuer_body)
     crl_number = (
         recorded.entry.crl_number if recorded.entry.crl_number is not None else listed.status.crl_number
     )

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from certctl_operator import API_GROUP, API_VERSION
 from certctl_operator.api import ConditionStatus, ManagedCertificate
-from certctl_operator.controllers.certificates.metrics import CertificateFacts, facts_of
+from certctl_operator.controllers.certificates.metrics import CertificateSeries, series_of
 from certctl_operator.controllers.issuance import CERTIFICATE, Key
 from certctl_operator.metrics import (
     CERTIFICATE_LABELS,
@@ -48,7 +48,7 @@ def certificate(ready: str | None, **status: Any) -> ManagedCertificate:
 
 
 def test_a_ready_certificate_has_its_timestamps_and_one_ready_status_set() -> None:
-    facts = facts_of(
+    facts = series_of(
         KEY,
         certificate(
             "True",
@@ -80,7 +80,7 @@ def test_a_ready_certificate_has_its_timestamps_and_one_ready_status_set() -> No
 
 
 def test_a_certificate_never_issued_has_no_timestamps_and_is_unknown() -> None:
-    facts = facts_of(KEY, certificate(None))
+    facts = series_of(KEY, certificate(None))
     names = [name for name, _, _ in facts.samples()]
     assert names == [CERTIFICATE_READY_STATUS] * len(ConditionStatus)
     ready = {values[-1]: value for _, values, value in facts.samples()}
@@ -92,7 +92,7 @@ def test_scraped_gauges_render_every_record_and_forget_what_the_source_no_longer
     registry = CollectorRegistry()
     gauges = ScrapedGauges(certificate_series.families, registry=registry)
     records = {
-        KEY: CertificateFacts(
+        KEY: CertificateSeries(
             ("demo", "web", "ca", "Issuer"), ConditionStatus.FALSE, NOW + timedelta(days=1), None, None, False
         )
     }
