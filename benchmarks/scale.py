@@ -750,6 +750,9 @@ class Receiver:
         lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as a real receiver: a connection per delivery would be the receiver's cost.
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
@@ -787,19 +790,32 @@ class Receiver:
 
 
 class RetrySchedule:
-    """``nextRetryAt`` of every failing event per failure count, as a watch sees them."""
+    """``nextRetryAt`` of every failing event per failure count, and when each event was first tried.
+
+    Both as a watch sees them. The first attempts of thousands of events
+    created at once keep the operator busy for minutes; retries that fall due
+    meanwhile wait behind that work. :meth:`all_tried_at` is when the last
+    event had its first attempt: retries due from then on are the steady state.
+    """
 
     def __init__(self) -> None:
         self.scheduled: dict[tuple[str, int], datetime] = {}
+        self.first_tried: dict[str, float] = {}
 
     def observe(self, item: dict[str, Any]) -> None:
         status = item.get("status") or {}
+        if status.get("phase") in ("Sent", "Failed", "Dead"):
+            self.first_tried.setdefault(item["metadata"]["uid"], time.time())
         if status.get("nextRetryAt") and status.get("retryCount"):
             key = (item["metadata"]["uid"], int(status["retryCount"]))
             self.scheduled.setdefault(key, parse_time(status["nextRetryAt"]))
 
-    def lateness(self, arrivals: dict[str, list[float]]) -> list[float]:
-        """Seconds from each ``nextRetryAt`` to the arrival of the attempt it scheduled at the receiver.
+    def all_tried_at(self) -> float:
+        """When the last event seen had its first attempt (the watch's clock)."""
+        return max(self.first_tried.values(), default=float("nan"))
+
+    def lateness(self, arrivals: dict[str, list[float]]) -> list[tuple[float, float]]:
+        """``(nextRetryAt, seconds late)`` of each retry: from ``nextRetryAt`` to the attempt's arrival.
 
         The receiver's clock is used rather than ``status.attempts[].time``,
         which holds whole seconds only. The attempt a ``nextRetryAt`` scheduled
@@ -818,7 +834,7 @@ class RetrySchedule:
             after = scheduled.get((uid, failures + 1))
             if after is not None and arrival >= after.timestamp() - ARRIVAL_CLOCK_TOLERANCE_S:
                 continue  # the scheduled attempt failed before reaching the receiver
-            late.append(arrival - moment)
+            late.append((moment, arrival - moment))
         return late
 
 
@@ -840,7 +856,13 @@ class Steady:
     late_p99: float
     late_max: float
     retries_measured: int
+    """Retries due once every event had had its first attempt."""
     retry_interval_s: float
+    burst_late_p50: float
+    burst_late_p99: float
+    burst_late_max: float
+    burst_retries: int
+    """Retries due while the first attempts of the events were still being made."""
 
 
 @dataclass
@@ -954,7 +976,7 @@ def steady_and_restart(
             wait_for_cluster_object(custom, API_GROUP, API_VERSION, "clusterissuers", "bench-ca", 60)
             certificates.start()
             events.start()
-            bodies = [
+            certificate_bodies = [
                 (
                     API_GROUP,
                     API_VERSION,
@@ -973,7 +995,8 @@ def steady_and_restart(
                     },
                 )
                 for index in range(options.certificates)
-            ] + [
+            ]
+            event_bodies = [
                 (
                     API_GROUP,
                     API_VERSION,
@@ -996,11 +1019,16 @@ def steady_and_restart(
             ]
             memory = MemorySampler(pid).start()
             began = time.monotonic()
-            create_all(plane, own, options.clients, bodies)
-            say(f"steady: {len(bodies)} objects created in {time.monotonic() - began:.1f}s")
+            # Certificates first, events once they are all Ready: the retries are measured with
+            # ten thousand certificates in place, not while both cores are busy issuing them.
+            create_all(plane, own, options.clients, certificate_bodies)
+            say(f"steady: {len(certificate_bodies)} certificates created in {time.monotonic() - began:.1f}s")
             timeout = max(900.0, (options.certificates + options.events) * 0.5)
             ready = certificates.wait_done(options.certificates, timeout, "steady: certificates Ready")
             say(f"steady: {options.certificates} certificates Ready after {ready - began:.1f}s")
+            events_began = time.monotonic()
+            create_all(plane, own, options.clients, event_bodies)
+            say(f"steady: {len(event_bodies)} events created in {time.monotonic() - events_began:.1f}s")
             events.wait_done(
                 options.events,
                 timeout + 60 * 60,
@@ -1023,7 +1051,10 @@ def steady_and_restart(
             cpu_percent = 100.0 * (tree_cpu_seconds(pid) - cpu_start) / window
             attempts = receiver.count_between(window_start, time.time())
             tasks = scrape(operator).get("certctl_asyncio_tasks", float("nan"))
-            late = sorted(schedule.lateness(receiver.by_event))
+            all_tried = schedule.all_tried_at()
+            retries = schedule.lateness(receiver.by_event)
+            late = sorted(seconds for due, seconds in retries if due >= all_tried)
+            burst_late = sorted(seconds for due, seconds in retries if due < all_tried)
             steady = Steady(
                 certificates=options.certificates,
                 events=options.events,
@@ -1041,12 +1072,18 @@ def steady_and_restart(
                 late_max=late[-1] if late else float("nan"),
                 retries_measured=len(late),
                 retry_interval_s=duration_seconds(options.retry_interval),
+                burst_late_p50=percentile(burst_late, 0.50),
+                burst_late_p99=percentile(burst_late, 0.99),
+                burst_late_max=burst_late[-1] if burst_late else float("nan"),
+                burst_retries=len(burst_late),
             )
             say(
                 f"steady: peak {steady.peak_rss_mb:.0f} MB, settled {steady.settled_rss_mb:.0f} MB, "
                 f"CPU {cpu_percent:.2f}% of a core over {window:.0f}s ({attempts} delivery attempts), "
                 f"{tasks:.0f} asyncio tasks, retries late p50 {steady.late_p50:.2f}s "
-                f"p99 {steady.late_p99:.2f}s ({len(late)} retries)"
+                f"p99 {steady.late_p99:.2f}s ({len(late)} retries; {len(burst_late)} due while events "
+                f"were still being tried first: p50 {steady.burst_late_p50:.2f}s "
+                f"p99 {steady.burst_late_p99:.2f}s)"
             )
             if not restart:
                 return steady, None
@@ -1270,7 +1307,8 @@ class Report:
                     s.settled_cpu_percent <= TARGET_IDLE_CPU_PERCENT if full else None,
                 ),
                 Target(
-                    f"retries late by ≤ 1 s + timer interval ({s.retry_interval_s:.0f} s) at p99",
+                    f"retries late by ≤ 1 s + timer interval ({s.retry_interval_s:.0f} s) at p99, "
+                    "once every event has had its first attempt",
                     f"p99 {s.late_p99:.2f} s over {s.retries_measured:,} retries{size}",
                     s.late_p99 <= TARGET_LATE_MARGIN_S + s.retry_interval_s,
                 ),
@@ -1387,20 +1425,28 @@ def render(report: Report, command: str) -> str:
             "delivered and half failing against a receiver on 127.0.0.1 (HTTP 500), so in backoff. "
             f"Settled: measured over {s.settled_window_s:.0f} s once every certificate was Ready, every "
             "deliverable event Sent and every failing one retried; "
-            f"{s.attempts_in_window} delivery attempts fell into that window. Lateness is a retry "
+            f"{s.attempts_in_window} delivery attempts fell into that window. The certificates are "
+            "created first and the events once every certificate is Ready. Lateness is a retry "
             "attempt's arrival at the receiver minus the `nextRetryAt` that scheduled it (read from a "
-            "watch; whole seconds, rounded up by the operator). Memory and CPU are the operator "
+            "watch; whole seconds, rounded up by the operator), in two groups: retries due once every "
+            "event had had its first attempt (steady), and those due while the first attempts of the "
+            "events, all created within a minute, were still being made (creation burst; they wait "
+            "behind that work). Memory and CPU are the operator "
             f"process's and its key-generation workers' ({s.processes} processes in all); the peak is "
             "sampled twice a second from the first create on.",
             "",
             "| objects | set up s | peak RSS MB | settled RSS MB | of which the operator process "
-            "| settled CPU % of a core | asyncio tasks | retries measured | late p50 s | late p99 s "
-            "| late max s |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| settled CPU % of a core | asyncio tasks |",
+            "|---|---:|---:|---:|---:|---:|---:|",
             f"| {s.certificates:,} + {s.events:,} | {s.setup_seconds:.0f} | {s.peak_rss_mb:.0f} "
             f"| {s.settled_rss_mb:.0f} | {s.settled_operator_rss_mb:.0f} | {s.settled_cpu_percent:.2f} "
-            f"| {s.asyncio_tasks:.0f} "
-            f"| {s.retries_measured:,} | {s.late_p50:.2f} | {s.late_p99:.2f} | {s.late_max:.2f} |",
+            f"| {s.asyncio_tasks:.0f} |",
+            "",
+            "| retries | measured | late p50 s | late p99 s | late max s |",
+            "|---|---:|---:|---:|---:|",
+            f"| steady | {s.retries_measured:,} | {s.late_p50:.2f} | {s.late_p99:.2f} | {s.late_max:.2f} |",
+            f"| during the creation burst | {s.burst_retries:,} | {s.burst_late_p50:.2f} "
+            f"| {s.burst_late_p99:.2f} | {s.burst_late_max:.2f} |",
         ]
     if report.restart is not None:
         r = report.restart

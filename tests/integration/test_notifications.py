@@ -769,6 +769,29 @@ def test_channel_readiness_and_a_missing_channel(
     assert wait_k8s_event(kube, namespace, "orphan", "ChannelNotFound").type == "Warning"
 
 
+def test_a_changed_channel_is_used_by_the_next_attempt(
+    kube: Any,
+    namespace: str,
+    operator_factory: OperatorFactory,
+    receiver_factory: Callable[..., KeyedReceiver],
+) -> None:
+    # Attempts read the channel as its watch delivered it: a change must reach the next one.
+    broken, healthy = receiver_factory(failures=None), receiver_factory()
+    operator_factory(namespaces=[namespace])
+    make_webhook_channel(kube, namespace, "moving", broken.url_for("/old"), signed=False)
+    make_event(kube, namespace, "follows", "moving")
+    failed = wait_phase(kube, namespace, "follows", "Failed")
+    assert broken.requests and not healthy.requests
+
+    custom(kube).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, CHANNELS, "moving", {"spec": {"webhook": {"url": healthy.url_for("/new")}}}
+    )
+    sent = wait_phase(kube, namespace, "follows", "Sent")
+    assert sent["status"]["retryCount"] >= failed["status"]["retryCount"]
+    assert [request.path for request in healthy.requests] == ["/new"]
+    assert {request.path for request in broken.requests} == {"/old"}
+
+
 def test_sent_events_expire_and_dead_ones_stay(
     kube: Any,
     namespace: str,

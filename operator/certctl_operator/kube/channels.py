@@ -63,13 +63,18 @@ async def resolve_channel(
     *,
     egress: EgressPolicy | None = None,
     resolve_names: bool = False,
+    known: dict[str, Any] | None = None,
 ) -> ChannelLookup:
     """Read the channel and its Secrets and build the sender's channel when possible.
 
-    With ``egress`` a literal IP destination the policy refuses is a problem;
-    with ``resolve_names`` as well, host names are resolved and judged now.
+    ``known`` is the channel as its watch last delivered it; without it the
+    channel is read from the API server. With ``egress`` a literal IP
+    destination the policy refuses is a problem; with ``resolve_names`` as
+    well, host names are resolved and judged now.
     """
-    body = await get_object(api, NotificationChannel.PLURAL, namespace=namespace, name=name)
+    body = known
+    if body is None:
+        body = await get_object(api, NotificationChannel.PLURAL, namespace=namespace, name=name)
     if body is None:
         return ChannelLookup(None, None, None, ())
     try:

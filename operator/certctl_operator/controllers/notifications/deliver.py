@@ -30,6 +30,7 @@ from certctl_operator.controllers.notifications.message import build_message
 from certctl_operator.controllers.notifications.metrics import count_attempt, count_skipped_attempt
 from certctl_operator.controllers.notifications.record import new_status, write_event_status
 from certctl_operator.controllers.notifications.runtime import (
+    ChannelKey,
     NotificationRuntime,
     StopSignal,
     TrackedEvent,
@@ -180,7 +181,11 @@ async def _attempt(
     api = runtime.api
     namespace = model.metadata.namespace or ""
     channel_name = model.spec.channel_ref.name
-    resolution = await channel_kube.resolve_channel(api, namespace, channel_name, egress=runtime.egress)
+    # The channel as its watch delivered it: no read per attempt (a channel not seen yet is read).
+    known = runtime.channels.get(ChannelKey(namespace, channel_name))
+    resolution = await channel_kube.resolve_channel(
+        api, namespace, channel_name, egress=runtime.egress, known=known
+    )
 
     if not resolution.found:
         now = utc_now()

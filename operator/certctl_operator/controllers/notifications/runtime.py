@@ -133,6 +133,8 @@ class NotificationRuntime:
     own_writes: dict[str, str] = field(default_factory=dict)
     """resourceVersions of event writes made while the event is being handled, by uid."""
     counts: dict[DeliveryPhase, int] = field(default_factory=lambda: dict.fromkeys(DeliveryPhase, 0))
+    channels: dict[ChannelKey, dict[str, Any]] = field(default_factory=dict)
+    """Each NotificationChannel as its watch last delivered it: an attempt reads its channel here."""
     stopping: Stopping = field(default_factory=Stopping)
     queue: WorkQueue[WorkKey] = field(init=False)
 
@@ -209,6 +211,15 @@ class NotificationRuntime:
         self.counts[phase] += 1
         self.update_gauges()
         return tracked
+
+    def channel_seen(self, key: ChannelKey, body: Mapping[str, Any] | None) -> None:
+        """Keep the channel's latest body from its watch event; None: it is gone or going."""
+        if body is None:
+            self.channels.pop(key, None)
+            return
+        metadata = dict(body.get("metadata") or {})
+        metadata.pop("managedFields", None)
+        self.channels[key] = {**body, "metadata": metadata}
 
     def phase_counts(self) -> dict[DeliveryPhase, int]:
         return dict(self.counts)

@@ -4,8 +4,8 @@
 keeps the small per-event book and its gauges, schedules the event's next
 visit from its status, and keeps the dead-letter label in step with the
 phase. ``channel-secret-watch`` sees every NotificationChannel watch event:
-it schedules the channel's check while it is not Ready, and watches the
-Secrets it references so that a change to one checks it again at once.
+it keeps the channel's body for deliveries, schedules the channel's check
+while it is not Ready, and watches the Secrets it references so that a change to one checks it again at once.
 
 These are ``@kopf.on.event`` handlers only, so Kopf keeps no progress or
 diff-base annotation of its own on these objects, and an unchanged object
@@ -76,9 +76,11 @@ async def channel_secret_watch(type: str | None, body: kopf.Body, memo: Any, **_
     except ValueError:
         names = []
     if gone:
+        runtime.channel_seen(key, None)
         runtime.queue.forget(key)
         forget_channel(str(body.metadata.get("uid")))
     else:
+        runtime.channel_seen(key, dict(body))
         schedule_channel(runtime, key, body, utc_now())
 
     async def recheck() -> None:

@@ -157,3 +157,27 @@ async def test_deleting_the_event_forgets_its_outcome(runtime: NotificationRunti
     runtime.keep_outcome(UID, state, DELIVERED, NOW)
     runtime.observe("DELETED", {"metadata": {"uid": UID, "name": "e", "namespace": "n"}})
     assert UID not in runtime.unrecorded
+
+
+# --------------------------------------------------------------------------- channels
+
+
+async def test_a_channel_is_kept_from_its_watch_without_managed_fields(runtime: NotificationRuntime) -> None:
+    key = ChannelKey("team", "hook")
+    watched = {
+        "kind": "NotificationChannel",
+        "metadata": {"name": "hook", "namespace": "team", "managedFields": [{"manager": "kubectl"}]},
+        "spec": {"webhook": {"url": "http://127.0.0.1:9/"}},
+    }
+    runtime.channel_seen(key, watched)
+    kept = runtime.channels[key]
+    assert kept["spec"] == watched["spec"]
+    assert "managedFields" not in kept["metadata"]
+    assert "managedFields" in watched["metadata"], "the watch event's own body is left alone"
+
+    changed = {**watched, "spec": {"webhook": {"url": "http://127.0.0.1:10/"}}}
+    runtime.channel_seen(key, changed)
+    assert runtime.channels[key]["spec"]["webhook"]["url"] == "http://127.0.0.1:10/"
+
+    runtime.channel_seen(key, None)
+    assert key not in runtime.channels
