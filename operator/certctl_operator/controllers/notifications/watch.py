@@ -5,7 +5,8 @@ keeps the small per-event book and its gauges, schedules the event's next
 visit from its status, and keeps the dead-letter label in step with the
 phase. ``channel-secret-watch`` sees every NotificationChannel watch event:
 it keeps the channel's body for deliveries, schedules the channel's check
-while it is not Ready, and watches the Secrets it references so that a change to one checks it again at once.
+while it is not Ready, and watches the Secrets it references so that a
+change to one checks it again at once.
 
 These are ``@kopf.on.event`` handlers only, so Kopf keeps no progress or
 diff-base annotation of its own on these objects, and an unchanged object
