@@ -47,7 +47,6 @@ from certctl_operator.api.metadata_keys import (
     LABEL_MANAGED_BY_CERTIFICATE,
 )
 from certctl_operator.context import OperatorContext
-from certctl_operator.kube.compact import compact_json
 from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.secret_watch import secret_watcher
 from certctl_operator.kube.secrets import StoredSecret, read_secret
@@ -486,22 +485,6 @@ def older_than(incoming: Mapping[str, Any] | None, kept: Mapping[str, Any] | Non
         return False
 
 
-def watched_body(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """A watch event's object as kept in :attr:`IssuanceRuntime.certificate_bodies`.
-
-    A copy without ``metadata.managedFields``, with its keys and short values
-    interned (:func:`~certctl_operator.kube.compact.compact_json`): the
-    event's own dicts are shared with Kopf and stay untouched, and ten
-    thousand kept bodies share one copy of each repeated text.
-    """
-    metadata = raw.get("metadata")
-    if isinstance(metadata, Mapping) and "managedFields" in metadata:
-        trimmed = {name: value for name, value in metadata.items() if name != "managedFields"}
-        raw = {**raw, "metadata": trimmed}
-    body: dict[str, Any] = compact_json(raw)
-    return body
-
-
 __all__ = [
     "CERTIFICATE",
     "CLUSTER_ISSUER",
@@ -513,5 +496,4 @@ __all__ = [
     "older_than",
     "reconciler",
     "runtime",
-    "watched_body",
 ]

@@ -37,3 +37,19 @@ def compact_strings(mapping: Mapping[str, str]) -> dict[str, str]:
         sys.intern(key): sys.intern(item) if len(item) <= SHORT_VALUE else item
         for key, item in mapping.items()
     }
+
+
+def watched_body(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A watch event's object as the operator keeps it (certificates, notification channels).
+
+    A copy without ``metadata.managedFields`` (nothing reads them; they are
+    half of a body's memory), with its keys and short values interned: the
+    event's own dicts are shared with Kopf and stay untouched, and ten
+    thousand kept bodies share one copy of each repeated text.
+    """
+    metadata = raw.get("metadata")
+    if isinstance(metadata, Mapping) and "managedFields" in metadata:
+        trimmed = {name: value for name, value in metadata.items() if name != "managedFields"}
+        raw = {**raw, "metadata": trimmed}
+    body: dict[str, Any] = compact_json(raw)
+    return body

@@ -14,6 +14,7 @@ from certctl_operator.api.metadata_keys import (
 from certctl_operator.context import OperatorContext
 from certctl_operator.controllers import issuance
 from certctl_operator.controllers.issuance import CERTIFICATE, ISSUER, IssuanceRuntime, Key
+from certctl_operator.kube.compact import watched_body
 from certctl_operator.kube.secrets import StoredSecret
 from certctl_operator.policy.issuers import IssuerCheck
 from certctl_operator.settings import Settings
@@ -96,7 +97,7 @@ def test_kept_bodies_leave_managed_fields_out_and_the_watch_event_untouched() ->
     fields = [{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {}}}]
     event_object = {**body("10"), "spec": {"secretName": "web-tls"}}
     event_object["metadata"]["managedFields"] = fields
-    kept = issuance.watched_body(event_object)
+    kept = watched_body(event_object)
     assert "managedFields" not in kept["metadata"] and kept["spec"] == {"secretName": "web-tls"}
     assert kept["metadata"]["resourceVersion"] == "10"
     assert event_object["metadata"]["managedFields"] is fields  # Kopf's copy is not changed

@@ -26,8 +26,8 @@ from certctl_operator.controllers.issuance import (
     Key,
     issuer_key,
     runtime,
-    watched_body,
 )
+from certctl_operator.kube.compact import watched_body
 from certctl_operator.kube.secret_watch import secret_watcher
 from certctl_operator.kube.secrets import snapshot
 

@@ -21,6 +21,7 @@ from certctl_operator import API_GROUP, API_VERSION
 from certctl_operator.api.notification import DeliveryPhase
 from certctl_operator.context import OperatorContext
 from certctl_operator.controllers.notifications.metrics import publish_phase_counts
+from certctl_operator.kube.compact import watched_body
 from certctl_operator.logs import object_extra
 from certctl_operator.notify.egress import EgressPolicy
 from certctl_operator.notify.senders import DeliveryResult, HttpClientPool, Notifier
@@ -217,9 +218,7 @@ class NotificationRuntime:
         if body is None:
             self.channels.pop(key, None)
             return
-        metadata = dict(body.get("metadata") or {})
-        metadata.pop("managedFields", None)
-        self.channels[key] = {**body, "metadata": metadata}
+        self.channels[key] = watched_body(body)
 
     def phase_counts(self) -> dict[DeliveryPhase, int]:
         return dict(self.counts)
