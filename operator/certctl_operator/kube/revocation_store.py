@@ -502,8 +502,11 @@ async def write_shard(
     shard: Shard,
     text: str,
     issuer_body: Mapping[str, Any],
-) -> None:
-    """Replace (or create) ``shard`` with ``text``, guarded by the resourceVersion it was read at."""
+) -> str | None:
+    """Replace (or create) ``shard`` with ``text``, guarded by the resourceVersion it was read at.
+
+    Returns the resourceVersion the API server gave the ConfigMap.
+    """
     if len(text.encode("ascii")) > MAX_SHARD_BYTES:
         raise ArchiveFull(
             f"ConfigMap {shard.name} would exceed {MAX_SHARD_BYTES} bytes: the issuer {key.label} "
@@ -530,10 +533,12 @@ async def write_shard(
         ]
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {store: text}}
     if shard.resource_version is None:
-        await _core(api).create_namespaced_config_map(metadata["namespace"], body)
+        stored = await _core(api).create_namespaced_config_map(metadata["namespace"], body)
     else:
         metadata["resourceVersion"] = shard.resource_version
-        await _core(api).replace_namespaced_config_map(shard.name, metadata["namespace"], body)
+        stored = await _core(api).replace_namespaced_config_map(shard.name, metadata["namespace"], body)
+    version = getattr(getattr(stored, "metadata", None), "resource_version", None)
+    return str(version) if version else None
 
 
 async def archive_journal(
@@ -638,6 +643,7 @@ async def record_issued(
     now: Callable[[], datetime],
     *,
     linger: float = 0.0,
+    issuer_body: Mapping[str, Any] | None = None,
 ) -> bool:
     """Add ``serial`` to the issuer's issued-serials shards; True when it was written now.
 
@@ -653,9 +659,16 @@ async def record_issued(
     the write, for a caller that has something slower to wait for meanwhile
     (an RSA key from the key pool); serials that arrive one by one then share
     writes too.
+
+    ``issuer_body``: the issuer as the caller last saw it (its watch), read
+    instead when not given. Shards this process wrote are not read again
+    before its next write to them either (:class:`WrittenShards`); a write
+    that conflicts reads both afresh.
     """
     recorder = _issued_recorders.setdefault(api, {}).setdefault(key, _IssuedRecorder())
-    return await recorder.record(api, settings, key, normalize_serial(serial), not_after, now, linger)
+    return await recorder.record(
+        api, settings, key, normalize_serial(serial), not_after, now, linger, issuer_body
+    )
 
 
 @dataclass
@@ -670,11 +683,32 @@ class _IssuedBatch:
 
 
 @dataclass
+class WrittenShards:
+    """The issued-serials shards of one issuer as this process last wrote them, by index.
+
+    The next batch for a shard starts from what was written rather than
+    reading it back: the write is guarded by that resourceVersion, so a shard
+    someone else changed meanwhile (another replica, a hand edit) or deleted
+    fails the write, and the batch is tried again from a fresh read. Kept for
+    one issuer uid: a recreated issuer starts over.
+    """
+
+    issuer_uid: str | None = None
+    shards: dict[int, Shard] = field(default_factory=dict)
+
+    def for_issuer(self, uid: str | None) -> dict[int, Shard]:
+        if uid != self.issuer_uid:
+            self.issuer_uid, self.shards = uid, {}
+        return self.shards
+
+
+@dataclass
 class _IssuedRecorder:
     """One issuer's issued serials waiting to be stored: the open batch, and the one write at a time."""
 
     open: _IssuedBatch = field(default_factory=_IssuedBatch)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    written: WrittenShards = field(default_factory=WrittenShards)
 
     async def record(
         self,
@@ -685,6 +719,7 @@ class _IssuedRecorder:
         not_after: datetime,
         now: Callable[[], datetime],
         linger: float = 0.0,
+        issuer_body: Mapping[str, Any] | None = None,
     ) -> bool:
         batch = self.open
         batch.serials[serial] = not_after
@@ -703,7 +738,9 @@ class _IssuedRecorder:
                     batch.closed = True
                     self.open = _IssuedBatch()
                 try:
-                    batch.written = await _store_issued(api, settings, key, batch.serials, now)
+                    batch.written = await _store_issued(
+                        api, settings, key, batch.serials, now, written=self.written, issuer_body=issuer_body
+                    )
                 except Exception as error:
                     # Every serial of the batch failed with it: each caller sees the error.
                     batch.error = error
@@ -724,24 +761,38 @@ async def _store_issued(
     key: IssuerKey,
     serials: Mapping[str, datetime],
     now: Callable[[], datetime],
+    *,
+    written: WrittenShards | None = None,
+    issuer_body: Mapping[str, Any] | None = None,
 ) -> set[str]:
     """Store ``serials`` in one shard; returns those it added. Raises ArchiveFull when no shard has room.
 
     The shard is the one the smallest serial hashes to, so the same batch
     tried again goes to the same shard, and batches spread over all shards;
-    a full one passes the batch on to the next.
+    a full one passes the batch on to the next. ``written`` and
+    ``issuer_body`` spare the reads of the first try (see :func:`record_issued`).
     """
     read: dict[str, Any] = {}
     first = shard_index(min(serials))
+    written = written if written is not None else WrittenShards()
+    tries = 0
 
     async def attempt() -> set[str]:
-        body = read["body"] = await get_issuer(api, key)
+        nonlocal tries
+        tries += 1
+        # A try after a conflict reads everything again: what it knew was overtaken.
+        fresh = tries > 1
+        body = read["body"] = (
+            issuer_body if issuer_body is not None and not fresh else await get_issuer(api, key)
+        )
         if body is None or not (body.get("spec") or {}).get("ca"):
             return set()
+        known = written.for_issuer((body.get("metadata") or {}).get("uid"))
         for offset in range(SHARD_COUNT):
-            shard = await read_shard(
-                api, settings, key, ISSUED_SHARD_KEY, (first + offset) % SHARD_COUNT, body
-            )
+            index = (first + offset) % SHARD_COUNT
+            shard = None if fresh else known.pop(index, None)
+            if shard is None:
+                shard = await read_shard(api, settings, key, ISSUED_SHARD_KEY, index, body)
             try:
                 before = issued_in(shard)
             except ShardUnreadable as error:
@@ -752,14 +803,22 @@ async def _store_issued(
                 continue
             added = {serial: expiry for serial, expiry in serials.items() if serial not in before}
             if not added:
+                known[index] = shard
                 return set()
-            after = merge_issued(before, added, now())
+            text = encode_issued(merge_issued(before, added, now()))
             try:
-                await write_shard(api, settings, key, ISSUED_SHARD_KEY, shard, encode_issued(after), body)
+                version = await write_shard(api, settings, key, ISSUED_SHARD_KEY, shard, text, body)
             except ArchiveFull:
                 if offset == SHARD_COUNT - 1:
                     raise
                 continue
+            except ApiException as error:
+                if error.status == 404 and not fresh:
+                    # Deleted since this process wrote it: a conflict like any other.
+                    raise ApiException(status=409, reason="shard deleted since it was written") from error
+                raise
+            if version is not None:
+                known[index] = Shard(shard.name, text, version)
             return set(added)
         return set()
 

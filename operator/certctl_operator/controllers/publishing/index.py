@@ -12,6 +12,7 @@ issued-serials ConfigMaps, so OCSP still knows it after a restart.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -37,14 +38,24 @@ async def record_issued_serial(
     not_after: datetime,
     *,
     linger: float = 0.0,
+    issuer_body: Mapping[str, Any] | None = None,
 ) -> None:
     """Record that the issuer ``ref`` (seen from ``namespace``) issued ``serial``, durably, for OCSP.
 
-    ``linger``: see :func:`certctl_operator.kube.revocation_store.record_issued`.
+    ``linger``, ``issuer_body``: see :func:`certctl_operator.kube.revocation_store.record_issued`.
     """
     key = IssuerKey.of(ref, namespace)
     try:
-        await record_issued(context.api, context.settings, key, serial, not_after, utc_now, linger=linger)
+        await record_issued(
+            context.api,
+            context.settings,
+            key,
+            serial,
+            not_after,
+            utc_now,
+            linger=linger,
+            issuer_body=issuer_body,
+        )
     except ArchiveFull as error:
         # Issuing goes on: the serial is still known while it is current, and until a restart.
         store_logger.warning("serial %s not recorded for OCSP: %s", serial, error)
