@@ -33,12 +33,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
+import aiohttp
 import kopf
+from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from certctl_operator import API_GROUP, API_VERSION
@@ -49,7 +52,7 @@ from certctl_operator.api.metadata_keys import (
 from certctl_operator.context import OperatorContext
 from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.secret_watch import secret_watcher
-from certctl_operator.kube.secrets import StoredSecret, read_secret
+from certctl_operator.kube.secrets import StoredSecret, list_secrets, read_secret
 from certctl_operator.policy.clock import utc_now
 from certctl_operator.policy.issuance import (
     IssuerView,
@@ -60,6 +63,9 @@ from certctl_operator.policy.issuers import IssuerCheck, SecretSnapshot, ca_secr
 from certctl_operator.workqueue import WorkQueue
 
 logger = logging.getLogger("certctl.issuance")
+
+NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+"""A namespace named as it is, not by a pattern (Kopf also takes globs and exclusions)."""
 
 T = TypeVar("T")
 
@@ -169,6 +175,9 @@ class IssuanceRuntime:
     certificate_bodies: dict[Key, dict[str, Any]] = field(default_factory=dict)
     # The operator's own Secrets (those the label watch sees) as last seen or written.
     secrets: dict[tuple[str, str], StoredSecret] = field(default_factory=dict)
+    # Whether ``secrets`` was filled by a listing at start-up: from then on a Secret it lacks is
+    # absent or not the operator's, and is created without being read first (see secret()).
+    secrets_listed: bool = False
     # Certificates whose next reconcile reads the certificate and its Secret from the API server.
     read_afresh: set[Key] = field(default_factory=set)
     # Changes the watch of each issuer's CA Secret reported (see CachedCheck.ca_generation).
@@ -323,10 +332,16 @@ class IssuanceRuntime:
                 self.secrets.pop(location, None)
 
     async def secret(self, namespace: str, name: str, *, fresh: bool) -> StoredSecret | None:
-        """The Secret as last seen when it is one of the operator's, else (or when ``fresh``) read now."""
+        """The Secret as last seen when it is one of the operator's, else (or when ``fresh``) read now.
+
+        Once the operator's Secrets were listed, one not among them is taken as absent without a
+        read: it is then created, and a Secret that is there after all (not the operator's, or
+        created since) fails that create with 409, after which the certificate is reconciled
+        again with ``fresh`` reads. A new certificate costs no read of its Secret.
+        """
         location = (namespace, name)
         known = self.secrets.get(location)
-        if known is not None and not fresh:
+        if not fresh and (known is not None or self.secrets_listed):
             return known
         secret = await read_secret(self.api, namespace=namespace, name=name)
         if secret is None:
@@ -335,6 +350,30 @@ class IssuanceRuntime:
         else:
             self.secret_written(location, known, secret)
         return secret
+
+    async def list_secrets(self) -> None:
+        """Fill :attr:`secrets` with every Secret of the operator in the watched namespaces.
+
+        Done once at start-up, before the watches begin; the label watch keeps
+        the records current from then on. A failed listing leaves
+        :attr:`secrets_listed` false: Secrets are then read before they are
+        written, as they are for namespaces named by pattern.
+        """
+        namespaces: tuple[str | None, ...] = self.settings.namespaces or (None,)
+        if any(namespace is not None and not NAMESPACE_NAME.fullmatch(namespace) for namespace in namespaces):
+            return
+        try:
+            for namespace in namespaces:
+                async for secret in list_secrets(
+                    self.api, label_selector=LABEL_MANAGED_BY_CERTIFICATE, namespace=namespace
+                ):
+                    self.secret_seen((secret.namespace, secret.name), secret)
+        except (ApiException, aiohttp.ClientError, TimeoutError) as error:
+            logger.warning(
+                "listing the operator's Secrets failed (%s); each is read before it is written", error
+            )
+            return
+        self.secrets_listed = True
 
     def remember_uid(self, key: Key, body: Any) -> None:
         uid = (body.get("metadata") or {}).get("uid")
@@ -457,7 +496,9 @@ async def start_issuance(settings: kopf.OperatorSettings, memo: Any, **_: Any) -
     objects_logger = logging.getLogger("kopf.objects")
     if not any(isinstance(f, QuietWatchHandlers) for f in objects_logger.filters):
         objects_logger.addFilter(QuietWatchHandlers())
-    runtime(memo).queue.start()
+    rt = runtime(memo)
+    await rt.list_secrets()
+    rt.queue.start()
 
 
 @kopf.on.cleanup()

@@ -26,7 +26,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,16 +55,48 @@ def _decode(value: object) -> bytes:
 class StoredSecret(SecretSnapshot):
     """A :class:`SecretSnapshot` that also knows whether the operator's create still owns fields.
 
-    ``created_fields`` is the Secret's whole ``managedFields`` while the
-    fields the operator's create set are not yet handed to its apply manager,
-    else empty.
+    ``created_fields_json`` is the Secret's whole ``managedFields`` as compact
+    JSON text while the fields the operator's create set are not yet handed to
+    its apply manager, else empty. Text, not the parsed entries: every Secret
+    the operator created keeps it until its first renewal, and as nested dicts
+    it was half of each kept Secret's memory; it is parsed only for the
+    handover (:func:`created_fields`).
     """
 
-    created_fields: tuple[Mapping[str, Any], ...] = ()
+    created_fields_json: str = ""
 
 
 def _ours_by_create(entry: Mapping[str, Any]) -> bool:
     return entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Update"
+
+
+SHARED_DATA_KEYS = frozenset({"ca.crt"})
+"""Data keys whose values repeat across Secrets: every Secret of one CA holds the same CA certificate."""
+
+SHARED_VALUES_KEPT = 64
+"""How many distinct values of :data:`SHARED_DATA_KEYS` are shared (CAs in use at once)."""
+
+_shared_values: OrderedDict[bytes, bytes] = OrderedDict()
+
+
+def _shared(value: bytes) -> bytes:
+    """One object for equal values: ten thousand Secrets of one CA keep its certificate once."""
+    kept = _shared_values.get(value)
+    if kept is None:
+        kept = _shared_values[value] = value
+        if len(_shared_values) > SHARED_VALUES_KEPT:
+            _shared_values.popitem(last=False)
+    else:
+        _shared_values.move_to_end(value)
+    return kept
+
+
+def _data(encoded: Mapping[str, Any]) -> dict[str, bytes]:
+    data = {}
+    for key, value in encoded.items():
+        decoded = _decode(value)
+        data[key] = _shared(decoded) if key in SHARED_DATA_KEYS and decoded else decoded
+    return data
 
 
 def snapshot(body: Mapping[str, Any]) -> StoredSecret:
@@ -76,16 +109,22 @@ def snapshot(body: Mapping[str, Any]) -> StoredSecret:
         type=body.get("type"),
         labels=compact_strings(metadata.get("labels") or {}),
         annotations=compact_strings(metadata.get("annotations") or {}),
-        data={key: _decode(value) for key, value in (body.get("data") or {}).items()},
+        data=_data(body.get("data") or {}),
         resource_version=metadata.get("resourceVersion"),
         uid=metadata.get("uid"),
-        created_fields=tuple(managed) if any(_ours_by_create(entry) for entry in managed) else (),
+        created_fields_json=(
+            json.dumps(list(managed), separators=(",", ":"))
+            if any(_ours_by_create(entry) for entry in managed)
+            else ""
+        ),
     )
 
 
 def created_fields(secret: SecretSnapshot | None) -> tuple[Mapping[str, Any], ...]:
     """The ``managedFields`` to hand over before applying to ``secret`` (empty: nothing to hand over)."""
-    return secret.created_fields if isinstance(secret, StoredSecret) else ()
+    if not isinstance(secret, StoredSecret) or not secret.created_fields_json:
+        return ()
+    return tuple(json.loads(secret.created_fields_json))
 
 
 def _merge_fields(into: dict[str, Any], more: Mapping[str, Any]) -> None:
@@ -154,6 +193,31 @@ async def read_secret(api: Any, *, namespace: str, name: str) -> StoredSecret | 
             return None
         raise
     return snapshot(secret)
+
+
+LIST_PAGE = 500
+"""Secrets per page of :func:`list_secrets`: a page's JSON is all that is held at once."""
+
+
+async def list_secrets(
+    api: Any, *, label_selector: str, namespace: str | None = None
+) -> AsyncIterator[StoredSecret]:
+    """Every Secret with ``label_selector`` (in ``namespace``, or in all), read a page at a time."""
+    core: Any = client.CoreV1Api(api)
+    token: str | None = None
+    while True:
+        options: dict[str, Any] = {"label_selector": label_selector, "limit": LIST_PAGE}
+        if token:
+            options["_continue"] = token
+        if namespace is None:
+            page = await _as_json(core.list_secret_for_all_namespaces, **options)
+        else:
+            page = await _as_json(core.list_namespaced_secret, namespace, **options)
+        for item in page.get("items") or ():
+            yield snapshot(item)
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return
 
 
 def _secret_body(
@@ -275,6 +339,7 @@ __all__ = [
     "created_fields",
     "delete_secret",
     "handed_over",
+    "list_secrets",
     "read_secret",
     "snapshot",
 ]

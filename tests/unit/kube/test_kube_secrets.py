@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from certctl_operator.kube.secrets import FIELD_MANAGER, created_fields, handed_over, snapshot
@@ -73,3 +74,19 @@ def test_the_fields_of_the_create_become_the_apply_managers_and_other_managers_k
         }
     ]
     assert applied["fieldsV1"] == {"f:data": {"f:ca.crt": {}}, "f:type": {}}, "the input is left as it was"
+
+
+def test_secrets_of_one_ca_keep_its_certificate_once_and_their_own_data_apart() -> None:
+    def with_data(ca: bytes, leaf: bytes) -> dict[str, Any]:
+        encoded = {"ca.crt": base64.b64encode(ca).decode(), "tls.crt": base64.b64encode(leaf).decode()}
+        return body(CREATE) | {"data": encoded}
+
+    # Parsed apart, as two watch events are: equal values, distinct objects until kept.
+    first = snapshot(with_data(b"ca-one" * 100, b"leaf-1" * 100))
+    second = snapshot(with_data(b"ca-one" * 100, b"leaf-2" * 100))
+    other = snapshot(with_data(b"ca-two" * 100, b"leaf-1" * 100))
+    assert first.data["ca.crt"] is second.data["ca.crt"]
+    assert other.data["ca.crt"] == b"ca-two" * 100
+    assert first.data["tls.crt"] == other.data["tls.crt"]
+    assert first.data["tls.crt"] is not other.data["tls.crt"]
+    assert second.data["tls.crt"] == b"leaf-2" * 100
