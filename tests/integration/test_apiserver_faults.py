@@ -293,11 +293,12 @@ def test_a_request_the_api_server_never_answers_times_out_and_is_retried(
     stalled: list[str] = []
     lock = threading.Lock()
 
-    def first_read_of_each_certificate(method: str, path: str) -> bool:
-        # The operator's own read of each certificate's Secret (the certificates themselves come from
-        # the watch); Kopf only lists and watches Secrets, never one by name.
-        secret = path.split("?", 1)[0].rpartition("/secrets/")[2]
-        if method != "GET" or not secret.startswith("stalled-"):
+    def first_status_write_of_each_certificate(method: str, path: str) -> bool:
+        # The operator's status write after each issuance (a new certificate's Secret is created
+        # unread, and the certificates themselves come from the watch).
+        resource = path.split("?", 1)[0]
+        name = resource.rpartition("/managedcertificates/")[2]
+        if method != "PATCH" or not name.startswith("stalled-") or not resource.endswith("/status"):
             return False
         with lock:
             if path in stalled:
@@ -307,17 +308,17 @@ def test_a_request_the_api_server_never_answers_times_out_and_is_retried(
 
     operator = through_proxy(operator_factory, proxy, namespace, tmp_path)
     create(kube, namespace, "issuers", issuer_body("selfsigned", ca_secret=None, base_url=None))
-    proxy.faults(Faults(stall=first_read_of_each_certificate))
+    proxy.faults(Faults(stall=first_status_write_of_each_certificate))
     names = [f"stalled-{index}" for index in range(3)]
     started = time.monotonic()
     for name in names:
         create(kube, namespace, "managedcertificates", certificate_body(name, "selfsigned"))
-    # Each held read gives up after the client's request timeout (DEFAULT_REQUEST_TIMEOUT, 30 s)
+    # Each held write gives up after the client's request timeout (DEFAULT_REQUEST_TIMEOUT, 30 s)
     # and the certificate's retry goes through.
     for name in names:
         wait_issued(kube, namespace, name, timeout=DEFAULT_REQUEST_TIMEOUT + 60)
     took = time.monotonic() - started
-    print(f"{len(stalled)} reads held unanswered; all issued after {took:.1f}s")
-    assert took >= DEFAULT_REQUEST_TIMEOUT - 1, "the reads were not held"
+    print(f"{len(stalled)} status writes held unanswered; all issued after {took:.1f}s")
+    assert took >= DEFAULT_REQUEST_TIMEOUT - 1, "the writes were not held"
     assert len(stalled) >= len(names), stalled
     assert operator.running()
