@@ -11,9 +11,9 @@ import json
 import os
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from certctl_operator import __version__
 from certctl_operator.durations import parse_duration
@@ -28,13 +28,17 @@ def _default_solver_resources() -> dict[str, dict[str, str]]:
     return {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
 
 
+NAMESPACE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+"""A namespace's name (DNS-1123 label); each watched namespace is listed and watched by name."""
+
+
 class Settings(BaseModel):
     """Everything the operator can be told at start-up."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    namespaces: tuple[str, ...] = Field(
-        default=(), description="Namespaces to watch; empty means every namespace."
+    namespaces: tuple[Annotated[str, StringConstraints(pattern=NAMESPACE_NAME_PATTERN)], ...] = Field(
+        default=(), description="Namespaces to watch, by name (not by pattern); empty means every namespace."
     )
     operator_namespace: str = Field(
         default="certctl-system",

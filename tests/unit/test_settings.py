@@ -47,6 +47,8 @@ def test_flags_override_environment() -> None:
         ("CERTCTL_LOG_FORMAT", "xml"),
         ("CERTCTL_NOTIFICATION_MAX_ATTEMPTS", "0"),
         ("CERTCTL_HTTP_PORT", "70000"),
+        # Watched namespaces are listed and watched by name: a pattern is refused, not ignored.
+        ("CERTCTL_NAMESPACES", "team-a,team-*"),
     ],
 )
 def test_bad_values_fail_at_start_with_the_field_named(key: str, value: str) -> None:

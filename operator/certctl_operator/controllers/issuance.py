@@ -5,8 +5,9 @@ read, the ``reconciler`` registry the queue dispatches to, and the start-up
 and clean-up of the queue.
 
 Kopf is used for what it does well: watching. ``@kopf.on.event`` handlers
-for ManagedCertificates, Issuers, ClusterIssuers and the operator's own
-Secrets only put keys on a :class:`~certctl_operator.workqueue.WorkQueue`;
+for ManagedCertificates, Issuers and ClusterIssuers, and the label watch of
+the operator's own Secrets (:mod:`certctl_operator.kube.label_watch`), only
+put keys on a :class:`~certctl_operator.workqueue.WorkQueue`;
 the reconcilers read fresh objects and do the work. Each reconcile ends by
 scheduling its object's next action (renewal, retry after a failure, an
 expiry notice, a CA re-check) from its status, so:
@@ -33,15 +34,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
-import aiohttp
 import kopf
-from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from certctl_operator import API_GROUP, API_VERSION
@@ -50,9 +48,10 @@ from certctl_operator.api.metadata_keys import (
     LABEL_MANAGED_BY_CERTIFICATE,
 )
 from certctl_operator.context import OperatorContext
+from certctl_operator.kube.label_watch import LabelWatch
 from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.secret_watch import secret_watcher
-from certctl_operator.kube.secrets import StoredSecret, list_secrets, read_secret
+from certctl_operator.kube.secrets import StoredSecret, read_secret
 from certctl_operator.policy.clock import utc_now
 from certctl_operator.policy.issuance import (
     IssuerView,
@@ -63,9 +62,6 @@ from certctl_operator.policy.issuers import IssuerCheck, SecretSnapshot, ca_secr
 from certctl_operator.workqueue import WorkQueue
 
 logger = logging.getLogger("certctl.issuance")
-
-NAMESPACE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-"""A namespace named as it is, not by a pattern (Kopf also takes globs and exclusions)."""
 
 T = TypeVar("T")
 
@@ -175,9 +171,8 @@ class IssuanceRuntime:
     certificate_bodies: dict[Key, dict[str, Any]] = field(default_factory=dict)
     # The operator's own Secrets (those the label watch sees) as last seen or written.
     secrets: dict[tuple[str, str], StoredSecret] = field(default_factory=dict)
-    # Whether ``secrets`` was filled by a listing at start-up: from then on a Secret it lacks is
-    # absent or not the operator's, and is created without being read first (see secret()).
-    secrets_listed: bool = False
+    # The list-then-watch that keeps ``secrets`` (controllers/certificates/watch.py starts it).
+    secret_watch: LabelWatch | None = None
     # Certificates whose next reconcile reads the certificate and its Secret from the API server.
     read_afresh: set[Key] = field(default_factory=set)
     # Changes the watch of each issuer's CA Secret reported (see CachedCheck.ca_generation).
@@ -196,6 +191,12 @@ class IssuanceRuntime:
     @property
     def api(self) -> Any:
         return self.context.api
+
+    @property
+    def secrets_listed(self) -> bool:
+        """Whether ``secrets`` holds every Secret of the operator: from then on a Secret it lacks is
+        absent or not the operator's, and is created without being read first (see secret())."""
+        return self.secret_watch is not None and self.secret_watch.listed
 
     @property
     def settings(self) -> Any:
@@ -351,30 +352,6 @@ class IssuanceRuntime:
             self.secret_written(location, known, secret)
         return secret
 
-    async def list_secrets(self) -> None:
-        """Fill :attr:`secrets` with every Secret of the operator in the watched namespaces.
-
-        Done once at start-up, before the watches begin; the label watch keeps
-        the records current from then on. A failed listing leaves
-        :attr:`secrets_listed` false: Secrets are then read before they are
-        written, as they are for namespaces named by pattern.
-        """
-        namespaces: tuple[str | None, ...] = self.settings.namespaces or (None,)
-        if any(namespace is not None and not NAMESPACE_NAME.fullmatch(namespace) for namespace in namespaces):
-            return
-        try:
-            for namespace in namespaces:
-                async for secret in list_secrets(
-                    self.api, label_selector=LABEL_MANAGED_BY_CERTIFICATE, namespace=namespace
-                ):
-                    self.secret_seen((secret.namespace, secret.name), secret)
-        except (ApiException, aiohttp.ClientError, TimeoutError) as error:
-            logger.warning(
-                "listing the operator's Secrets failed (%s); each is read before it is written", error
-            )
-            return
-        self.secrets_listed = True
-
     def remember_uid(self, key: Key, body: Any) -> None:
         uid = (body.get("metadata") or {}).get("uid")
         if uid:
@@ -474,7 +451,7 @@ def runtime(memo: Any) -> IssuanceRuntime:
     return context.issuance_runtime
 
 
-WATCH_HANDLERS = ("certificate_event", "secret_event", "issuer_event", "cluster_issuer_event")
+WATCH_HANDLERS = ("certificate_event", "issuer_event", "cluster_issuer_event")
 
 
 class QuietWatchHandlers(logging.Filter):
@@ -491,14 +468,10 @@ class QuietWatchHandlers(logging.Filter):
 
 @kopf.on.startup()
 async def start_issuance(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-    # Only Secrets the operator writes are watched, filtered by the API server.
-    settings.watching.label_selectors["v1", "secrets"] = LABEL_MANAGED_BY_CERTIFICATE
     objects_logger = logging.getLogger("kopf.objects")
     if not any(isinstance(f, QuietWatchHandlers) for f in objects_logger.filters):
         objects_logger.addFilter(QuietWatchHandlers())
-    rt = runtime(memo)
-    await rt.list_secrets()
-    rt.queue.start()
+    runtime(memo).queue.start()
 
 
 @kopf.on.cleanup()

@@ -196,26 +196,31 @@ async def read_secret(api: Any, *, namespace: str, name: str) -> StoredSecret | 
 
 
 LIST_PAGE = 500
-"""Secrets per page of :func:`list_secrets`: a page's JSON is all that is held at once."""
+"""Objects per page of a listing: a page's JSON is all that is held at once."""
 
 
-async def list_secrets(
-    api: Any, *, label_selector: str, namespace: str | None = None
-) -> AsyncIterator[StoredSecret]:
-    """Every Secret with ``label_selector`` (in ``namespace``, or in all), read a page at a time."""
-    core: Any = client.CoreV1Api(api)
+async def list_json(
+    call: Callable[..., Awaitable[Any]], *args: Any, limit: int = LIST_PAGE, **kwargs: Any
+) -> AsyncIterator[tuple[dict[str, Any] | None, str]]:
+    """Every object a list call returns, a page at a time, each with the list's resourceVersion.
+
+    A list without objects yields ``(None, version)`` once, so that the
+    caller learns where a watch may start.
+    """
     token: str | None = None
     while True:
-        options: dict[str, Any] = {"label_selector": label_selector, "limit": LIST_PAGE}
+        options = {**kwargs, "limit": limit}
         if token:
             options["_continue"] = token
-        if namespace is None:
-            page = await _as_json(core.list_secret_for_all_namespaces, **options)
-        else:
-            page = await _as_json(core.list_namespaced_secret, namespace, **options)
-        for item in page.get("items") or ():
-            yield snapshot(item)
-        token = (page.get("metadata") or {}).get("continue")
+        page = await _as_json(call, *args, **options)
+        metadata = page.get("metadata") or {}
+        version = str(metadata.get("resourceVersion") or "")
+        items = page.get("items") or []
+        if not items and not token:
+            yield None, version
+        for item in items:
+            yield item, version
+        token = metadata.get("continue")
         if not token:
             return
 
@@ -339,7 +344,7 @@ __all__ = [
     "created_fields",
     "delete_secret",
     "handed_over",
-    "list_secrets",
+    "list_json",
     "read_secret",
     "snapshot",
 ]

@@ -1,13 +1,16 @@
 """What feeds the ManagedCertificate work queue: the watches of certificates and of the operator's Secrets.
 
-The Kopf event handlers keep the bodies they are given and queue keys, nothing
-more; the reconcile does the work. This module also does the bookkeeping of a
-certificate that is gone, and the watch of one Secret that is not the
-operator's while a certificate is in conflict over it.
+The Kopf event handler of certificates and the label watch of the operator's
+Secrets (:class:`~certctl_operator.kube.label_watch.LabelWatch`, not Kopf: no
+per-object memory for ten thousand Secrets) keep what they are given and
+queue keys, nothing more; the reconcile does the work. This module also does
+the bookkeeping of a certificate that is gone, and the watch of one Secret
+that is not the operator's while a certificate is in conflict over it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -28,6 +31,7 @@ from certctl_operator.controllers.issuance import (
     runtime,
 )
 from certctl_operator.kube.compact import watched_body
+from certctl_operator.kube.label_watch import LabelWatch
 from certctl_operator.kube.secret_watch import secret_watcher
 from certctl_operator.kube.secrets import snapshot
 
@@ -64,22 +68,50 @@ async def certificate_event(
     rt.queue.add(key)
 
 
-@kopf.on.event("v1", "secrets", labels={LABEL_MANAGED_BY_CERTIFICATE: kopf.PRESENT})
-async def secret_event(type: str | None, event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
-    rt = runtime(memo)
-    location = (body.metadata.namespace or "", body.metadata.name or "")
-    own = rt.own_secret_writes.get(location) == body.metadata.get("resourceVersion")
+def secret_changed(rt: IssuanceRuntime, type: str, raw: Mapping[str, Any]) -> None:
+    """An event of one of the operator's Secrets (its :class:`LabelWatch`)."""
+    metadata = raw.get("metadata") or {}
+    location = (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
+    version = metadata.get("resourceVersion")
+    kept = rt.secrets.get(location)
+    if type != "DELETED" and kept is not None and version and kept.resource_version == version:
+        return  # already known as it is (a list after a watch could not resume)
+    own = rt.own_secret_writes.get(location) == version
     # DELETED also when the Secret lost the label: then it is not one of the operator's any more.
-    rt.secret_seen(location, None if type == "DELETED" else snapshot(event["object"]))
+    rt.secret_seen(location, None if type == "DELETED" else snapshot(raw))
     if type == "DELETED":
         rt.own_secret_writes.pop(location, None)
         own = False
-    owner = body.metadata.annotations.get(ANNOTATION_CERTIFICATE_NAME)
+    owner = ((metadata.get("annotations") or {}).get(ANNOTATION_CERTIFICATE_NAME)) or (
+        kept.annotations.get(ANNOTATION_CERTIFICATE_NAME) if kept is not None else None
+    )
     if owner and not own:
         rt.queue.add(Key(CERTIFICATE, location[0], owner))
     # A certificate's Secret may be the CA of issuers (a CA made by the operator itself).
     for issuer in rt.issuers_by_secret.get(location, ()):
         rt.queue.add(issuer)
+
+
+@kopf.on.startup()
+async def start_secret_watch(memo: Any, **_: Any) -> None:
+    """List the operator's Secrets, then watch them (before Kopf's watches of certificates begin)."""
+    rt = runtime(memo)
+    watch = rt.secret_watch = LabelWatch(
+        rt.api,
+        label_selector=LABEL_MANAGED_BY_CERTIFICATE,
+        scopes=rt.settings.namespaces or (None,),
+        on_event=lambda type, raw: secret_changed(rt, type, raw),
+        known=lambda scope: [location for location in rt.secrets if scope in (None, location[0])],
+    )
+    await watch.start()
+
+
+@kopf.on.cleanup()
+async def stop_secret_watch(memo: Any, **_: Any) -> None:
+    rt = runtime(memo)
+    watch, rt.secret_watch = rt.secret_watch, None
+    if watch is not None:
+        await watch.stop()
 
 
 def certificate_gone(rt: IssuanceRuntime, key: Key) -> None:
@@ -110,4 +142,11 @@ def watch_secret_while_conflicting(
     watcher.watch(key, [(key.namespace, cert.spec.secret_name)], recheck)
 
 
-__all__ = ["certificate_event", "certificate_gone", "secret_event", "watch_secret_while_conflicting"]
+__all__ = [
+    "certificate_event",
+    "certificate_gone",
+    "secret_changed",
+    "start_secret_watch",
+    "stop_secret_watch",
+    "watch_secret_while_conflicting",
+]
