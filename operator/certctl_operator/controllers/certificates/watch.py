@@ -68,8 +68,14 @@ async def certificate_event(
     rt.queue.add(key)
 
 
-def secret_changed(rt: IssuanceRuntime, type: str, raw: Mapping[str, Any]) -> None:
-    """An event of one of the operator's Secrets (its :class:`LabelWatch`)."""
+def secret_changed(rt: IssuanceRuntime, type: str, raw: Mapping[str, Any], *, wake: bool = True) -> None:
+    """An event of one of the operator's Secrets (its :class:`LabelWatch`).
+
+    ``wake``: queue the certificate (and issuers) the Secret belongs to unless the change is the
+    operator's own write; the start-up listing does not, as every certificate and issuer is
+    queued by its own watch's listing right after (with its body, which a reconcile queued now
+    would have to read).
+    """
     metadata = raw.get("metadata") or {}
     location = (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
     version = metadata.get("resourceVersion")
@@ -82,6 +88,8 @@ def secret_changed(rt: IssuanceRuntime, type: str, raw: Mapping[str, Any]) -> No
     if type == "DELETED":
         rt.own_secret_writes.pop(location, None)
         own = False
+    if not wake:
+        return
     owner = ((metadata.get("annotations") or {}).get(ANNOTATION_CERTIFICATE_NAME)) or (
         kept.annotations.get(ANNOTATION_CERTIFICATE_NAME) if kept is not None else None
     )
@@ -96,14 +104,16 @@ def secret_changed(rt: IssuanceRuntime, type: str, raw: Mapping[str, Any]) -> No
 async def start_secret_watch(memo: Any, **_: Any) -> None:
     """List the operator's Secrets, then watch them (before Kopf's watches of certificates begin)."""
     rt = runtime(memo)
+    starting = True
     watch = rt.secret_watch = LabelWatch(
         rt.api,
         label_selector=LABEL_MANAGED_BY_CERTIFICATE,
         scopes=rt.settings.namespaces or (None,),
-        on_event=lambda type, raw: secret_changed(rt, type, raw),
+        on_event=lambda type, raw: secret_changed(rt, type, raw, wake=not starting),
         known=lambda scope: [location for location in rt.secrets if scope in (None, location[0])],
     )
     await watch.start()
+    starting = False
 
 
 @kopf.on.cleanup()
