@@ -205,3 +205,49 @@ def test_a_list_that_replaces_a_watch_reports_what_went_meanwhile(kubeconfig: Pa
             await api.close()
 
     asyncio.run(scenario())
+
+
+def test_a_secret_its_consumer_fails_on_is_logged_and_the_watch_goes_on(
+    kubeconfig: Path, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        api = await _api(kubeconfig)
+        core = async_client.CoreV1Api(api)
+        seen: list[str] = []
+        changed = asyncio.Event()
+
+        def on_event(kind: str, raw: Mapping[str, Any]) -> None:
+            name = raw["metadata"]["name"]
+            if name == "broken-tls":
+                raise ValueError(f"cannot take {raw['data']}")
+            seen.append(name)
+            changed.set()
+
+        watch = LabelWatch(api, LABEL_MANAGED_BY_CERTIFICATE, (namespace,), on_event, known=lambda _: [])
+        try:
+            await core.create_namespaced_secret(
+                namespace, _secret("broken-tls", ours=True, value="secret-material")
+            )
+            assert await watch.start()
+            await core.create_namespaced_secret(namespace, _secret("broken2-tls", ours=True))
+            await core.patch_namespaced_secret(
+                "broken-tls", namespace, {"metadata": {"annotations": {"a": "b"}}}
+            )
+            await core.create_namespaced_secret(namespace, _secret("web-tls", ours=True))
+            await _until("the Secrets after the failing one", lambda: "web-tls" in seen, changed)
+            assert seen == ["broken2-tls", "web-tls"]
+        finally:
+            await watch.stop()
+            await api.close()
+
+    with caplog.at_level("ERROR", logger="certctl.label-watch"):
+        asyncio.run(scenario())
+    failures = [r.getMessage() for r in caplog.records if r.name == "certctl.label-watch"]
+    assert failures == [
+        f"handling ADDED of Secret {namespace}/broken-tls failed: ValueError",
+        f"handling MODIFIED of Secret {namespace}/broken-tls failed: ValueError",
+    ]
+    encoded = base64.b64encode(b"secret-material of broken-tls").decode()
+    assert all(
+        encoded not in r.getMessage() and "secret-material" not in r.getMessage() for r in caplog.records
+    )

@@ -135,14 +135,28 @@ class LabelWatch:
         ):
             if item is not None:
                 listed.add(_location(item))
-                self.on_event("ADDED" if initial else "MODIFIED", item)
+                self._hand_over("ADDED" if initial else "MODIFIED", item)
             version = page_version
         if not initial:
             for namespace, name in set(self.known(scope)) - listed:
-                self.on_event("DELETED", {"metadata": {"namespace": namespace, "name": name}})
+                self._hand_over("DELETED", {"metadata": {"namespace": namespace, "name": name}})
         self._listed.add(scope)
         self.lists += 1
         return version
+
+    def _hand_over(self, kind: str, item: Mapping[str, Any]) -> None:
+        """``on_event``, whose failure on one Secret is logged and does not end the watch."""
+        try:
+            self.on_event(kind, item)
+        except Exception as error:
+            # Named, never shown: the object holds a private key.
+            logger.error(
+                "handling %s of Secret %s/%s failed: %s",
+                kind,
+                *_location(item),
+                type(error).__name__,
+                exc_info=False,
+            )
 
     async def _run(self, scope: str | None, version: str | None) -> None:
         failures = 0
@@ -170,7 +184,7 @@ class LabelWatch:
                         item = event.get("raw_object") or {}
                         resource_version = (item.get("metadata") or {}).get("resourceVersion")
                         if kind in ("ADDED", "MODIFIED", "DELETED"):
-                            self.on_event(kind, item)
+                            self._hand_over(kind, item)
                         if resource_version:
                             version = str(resource_version)
                 finally:
