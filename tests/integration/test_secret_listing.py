@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from kubernetes_asyncio import client as async_client
-from kubernetes_asyncio import config as async_config
+from tests.support.async_kube import async_api
 
 from certctl_operator.api.metadata_keys import LABEL_MANAGED_BY_CERTIFICATE
 from certctl_operator.context import OperatorContext
@@ -22,12 +22,6 @@ from certctl_operator.kube.label_watch import LabelWatch
 from certctl_operator.settings import Settings
 
 NOTICED_WITHIN = 15.0
-
-
-async def _api(kubeconfig: Path) -> Any:
-    configuration = async_client.Configuration()
-    await async_config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    return async_client.ApiClient(configuration=configuration)
 
 
 def _secret(name: str, *, ours: bool, value: str = "v1") -> async_client.V1Secret:
@@ -56,7 +50,7 @@ def test_the_operators_secrets_are_listed_page_by_page_then_watched_and_others_a
     monkeypatch.setattr(secrets, "LIST_PAGE", 2)
 
     async def scenario() -> None:
-        api = await _api(kubeconfig)
+        api = await async_api(kubeconfig)
         core = async_client.CoreV1Api(api)
         ours = [f"web-{index}-tls" for index in range(5)]
         for name in ours:
@@ -143,7 +137,7 @@ def test_until_they_are_listed_secrets_are_read_before_they_are_written(
     kubeconfig: Path, namespace: str
 ) -> None:
     async def scenario() -> None:
-        api = await _api(kubeconfig)
+        api = await async_api(kubeconfig)
         try:
             await async_client.CoreV1Api(api).create_namespaced_secret(
                 namespace, _secret("web-tls", ours=True)
@@ -166,7 +160,7 @@ def test_a_list_that_replaces_a_watch_reports_what_went_meanwhile(kubeconfig: Pa
     # etcd has been compacted past the version asked for, which the test cannot bring about on
     # demand; the list that follows is what is exercised here.
     async def scenario() -> None:
-        api = await _api(kubeconfig)
+        api = await async_api(kubeconfig)
         core = async_client.CoreV1Api(api)
         for name in ("web-0-tls", "web-1-tls", "web-2-tls"):
             await core.create_namespaced_secret(namespace, _secret(name, ours=True))
@@ -211,7 +205,7 @@ def test_a_secret_its_consumer_fails_on_is_logged_and_the_watch_goes_on(
     kubeconfig: Path, namespace: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def scenario() -> None:
-        api = await _api(kubeconfig)
+        api = await async_api(kubeconfig)
         core = async_client.CoreV1Api(api)
         seen: list[str] = []
         changed = asyncio.Event()

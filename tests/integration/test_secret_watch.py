@@ -24,7 +24,7 @@ import pytest
 from cryptography import x509
 from kubernetes import client
 from kubernetes_asyncio import client as async_client
-from kubernetes_asyncio import config as async_config
+from tests.support.async_kube import async_api
 from tests.support.pki_cluster import (
     certificate_body,
     condition,
@@ -206,12 +206,6 @@ def make_third_ca(kube: Any, namespace: str) -> str:
 # --------------------------------------------------------------------------- the watcher itself
 
 
-async def _api(kubeconfig: Path) -> Any:
-    configuration = async_client.Configuration()
-    await async_config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
-    return async_client.ApiClient(configuration=configuration)
-
-
 async def _until(what: str, probe: Any, changed: asyncio.Event, seconds: float = NOTICED_WITHIN) -> None:
     """Wait until ``probe`` holds, looking again whenever ``changed`` is set."""
     try:
@@ -232,7 +226,7 @@ def test_the_watcher_sees_only_the_secrets_it_watches_and_stays_within_its_limit
     kubeconfig: Path, namespace: str
 ) -> None:
     async def scenario() -> None:
-        api = await _api(kubeconfig)
+        api = await async_api(kubeconfig)
         core = async_client.CoreV1Api(api)
         calls: Counter[str] = Counter()
         called = asyncio.Event()
@@ -287,7 +281,7 @@ def test_a_watch_resumes_after_each_server_timeout_without_missing_or_inventing_
     kubeconfig: Path, namespace: str
 ) -> None:
     async def scenario() -> None:
-        api = await _api(kubeconfig)
+        api = await async_api(kubeconfig)
         core = async_client.CoreV1Api(api)
         calls: list[str] = []
         called = asyncio.Event()

@@ -17,7 +17,9 @@ operator needs is each event's object. This watch is a plain list-then-watch:
   resourceVersion (bookmarks included). One too old to resume (410 Gone) lists
   the scope again: each listed Secret comes as ``MODIFIED`` and each one seen
   before but not listed any more as ``DELETED``. API errors are retried with
-  exponential back-off (:func:`~certctl_operator.kube.secret_watch.backoff_seconds`).
+  exponential back-off. The loop is
+  :func:`~certctl_operator.kube.secret_watch.list_then_watch`, shared with
+  the watches of single referenced Secrets.
 * The watches use a client of their own: each holds a connection for as long
   as it runs and must not take those of the operator's other calls.
 
@@ -30,16 +32,13 @@ import asyncio
 import contextlib
 import copy
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-from kubernetes_asyncio import client, watch
-from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio import client
 
-from certctl_operator.kube.secret_watch import SHORT_WATCH_SECONDS, WATCH_SECONDS, backoff_seconds
+from certctl_operator.kube.secret_watch import WATCH_ERRORS, WATCH_SECONDS, describe_error, list_then_watch
 from certctl_operator.kube.secrets import LIST_PAGE, list_json
 
 logger = logging.getLogger("certctl.label-watch")
@@ -50,8 +49,6 @@ OnEvent = Callable[[str, Mapping[str, Any]], None]
 Known = Callable[[str | None], Iterable[tuple[str, str]]]
 """The (namespace, name) of every Secret of a scope the consumer holds: a list that
 replaces a watch too old to resume reports those it no longer finds as deleted."""
-
-_ERRORS = (ApiException, aiohttp.ClientError, TimeoutError, OSError, ValueError)
 
 
 def _location(item: Mapping[str, Any]) -> tuple[str, str]:
@@ -92,8 +89,10 @@ class LabelWatch:
                 version = await self._list(scope, initial=True)
             except asyncio.CancelledError:
                 raise
-            except _ERRORS as error:
-                logger.warning("listing the operator's Secrets failed (%s); trying again", _describe(error))
+            except WATCH_ERRORS as error:
+                logger.warning(
+                    "listing the operator's Secrets failed (%s); trying again", describe_error(error)
+                )
                 listed = False
             self._tasks.append(
                 asyncio.create_task(self._run(scope, version), name=f"label watch of {scope or 'all'}")
@@ -155,71 +154,28 @@ class LabelWatch:
                 kind,
                 *_location(item),
                 type(error).__name__,
-                exc_info=False,
             )
 
     async def _run(self, scope: str | None, version: str | None) -> None:
-        failures = 0
-        while True:
-            try:
-                if version is None:
-                    version = await self._list(scope, initial=False)
-                    failures = 0
-                call, arguments = self._list_call(scope)
-                stream = watch.Watch(return_type="object")
-                started, events = time.monotonic(), 0
-                self.watch_requests += 1
-                try:
-                    async for event in stream.stream(
-                        call,
-                        *arguments,
-                        label_selector=self.label_selector,
-                        resource_version=version,
-                        allow_watch_bookmarks=True,
-                        timeout_seconds=self.watch_seconds,
-                        _request_timeout=self.watch_seconds + 30,
-                    ):
-                        events += 1
-                        kind = event.get("type")
-                        item = event.get("raw_object") or {}
-                        resource_version = (item.get("metadata") or {}).get("resourceVersion")
-                        if kind in ("ADDED", "MODIFIED", "DELETED"):
-                            self._hand_over(kind, item)
-                        if resource_version:
-                            version = str(resource_version)
-                finally:
-                    stream.stop()
-                    await stream.close()
-                # Ended as the server ends every watch (its timeout), or at once and empty: a server
-                # that keeps doing the latter gets the back-off rather than a busy loop.
-                if events or time.monotonic() - started >= SHORT_WATCH_SECONDS:
-                    failures = 0
-                else:
-                    failures += 1
-                    await asyncio.sleep(backoff_seconds(failures))  # back-off before reconnecting
-            except asyncio.CancelledError:
-                raise
-            except _ERRORS as error:
-                if isinstance(error, ApiException) and error.status == 410:
-                    version = None  # too old to resume: list again, and compare
-                    continue
-                failures += 1
-                if failures == 1 or failures % 10 == 0:
-                    logger.warning(
-                        "watch of the operator's Secrets%s failed (%s); retrying in %.1fs",
-                        f" in {scope}" if scope else "",
-                        _describe(error),
-                        backoff_seconds(failures),
-                    )
-                await asyncio.sleep(backoff_seconds(failures))  # back-off before reconnecting
+        call, arguments = self._list_call(scope)
 
+        def count_request() -> None:
+            self.watch_requests += 1
 
-def _describe(error: BaseException) -> str:
-    if isinstance(error, ApiException):
-        return f"API error {error.status} {error.reason or ''}".strip()
-    if isinstance(error, TimeoutError):
-        return "timed out"
-    return type(error).__name__
+        await list_then_watch(
+            list_now=lambda: self._list(scope, initial=False),
+            call=call,
+            arguments=arguments,
+            selectors={"label_selector": self.label_selector},
+            on_event=self._hand_over,
+            watch_seconds=self.watch_seconds,
+            what="the operator's Secrets" + (f" in {scope}" if scope else ""),
+            log=logger,
+            version=version,
+            # A watch that failed resumes where it was: listing every Secret again is not needed.
+            relist_after_error=False,
+            on_request=count_request,
+        )
 
 
 __all__ = ["LabelWatch", "OnEvent"]

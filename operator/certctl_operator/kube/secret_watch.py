@@ -33,7 +33,7 @@ import contextlib
 import copy
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +60,8 @@ BACKOFF_CAP = 30.0
 _ABSENT = ""
 """The version recorded for a Secret that does not exist."""
 
-_ERRORS = (ApiException, aiohttp.ClientError, TimeoutError, OSError, ValueError)
+WATCH_ERRORS = (ApiException, aiohttp.ClientError, TimeoutError, OSError, ValueError)
+"""What a list or watch request may fail with and be retried after."""
 
 
 def backoff_seconds(failures: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
@@ -68,6 +69,86 @@ def backoff_seconds(failures: int, base: float = BACKOFF_BASE, cap: float = BACK
     if failures <= 0:
         return 0.0
     return float(min(cap, base * 2 ** min(failures - 1, 16)))
+
+
+async def list_then_watch(
+    *,
+    list_now: Callable[[], Awaitable[str]],
+    call: Callable[..., Any],
+    arguments: tuple[Any, ...],
+    selectors: Mapping[str, str],
+    on_event: Callable[[str, Mapping[str, Any]], None],
+    watch_seconds: int,
+    what: str,
+    log: logging.Logger,
+    version: str | None = None,
+    relist_after_error: bool = True,
+    on_request: Callable[[], None] = lambda: None,
+) -> None:
+    """Watch ``call(*arguments, **selectors)`` until cancelled, listing first whenever there is no version.
+
+    ``list_now`` lists (handing over what it finds) and returns the list's
+    resourceVersion, where the watch starts. Each ``ADDED``, ``MODIFIED`` and
+    ``DELETED`` event goes to ``on_event`` with the object as sent; every
+    resourceVersion seen (bookmarks included) is where the next request
+    resumes once the server ends this one. 410 Gone lists again at once; other
+    errors wait :func:`backoff_seconds` (logged as about ``what``), and then
+    list again (``relist_after_error``) or resume. ``on_request`` is called
+    for each watch request.
+    """
+    failures = 0
+    while True:
+        try:
+            if version is None:
+                version = await list_now()
+            stream = watch.Watch(return_type="object")
+            started, events = time.monotonic(), 0
+            on_request()
+            try:
+                async for event in stream.stream(
+                    call,
+                    *arguments,
+                    **selectors,
+                    resource_version=version,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=watch_seconds,
+                    _request_timeout=watch_seconds + 30,
+                ):
+                    events += 1
+                    kind = event.get("type")
+                    item = event.get("raw_object") or {}
+                    if kind in ("ADDED", "MODIFIED", "DELETED"):
+                        on_event(kind, item)
+                    seen = (item.get("metadata") or {}).get("resourceVersion")
+                    if seen:
+                        version = str(seen)
+            finally:
+                stream.stop()
+                await stream.close()
+            # Ended as the server ends every watch (its timeout), or at once and empty: a server
+            # that keeps doing the latter gets the back-off rather than a busy loop.
+            if events or time.monotonic() - started >= SHORT_WATCH_SECONDS:
+                failures = 0
+            else:
+                failures += 1
+                await asyncio.sleep(backoff_seconds(failures))  # back-off before reconnecting
+        except asyncio.CancelledError:
+            raise
+        except WATCH_ERRORS as error:
+            if isinstance(error, ApiException) and error.status == 410:
+                version = None  # too old to resume: list again (and compare)
+                continue
+            failures += 1
+            if failures == 1 or failures % 10 == 0:
+                log.warning(
+                    "watch of %s failed (%s); retrying in %.1fs",
+                    what,
+                    describe_error(error),
+                    backoff_seconds(failures),
+                )
+            if relist_after_error:
+                version = None
+            await asyncio.sleep(backoff_seconds(failures))  # back-off before reconnecting
 
 
 def field_selector(name: str) -> str:
@@ -200,63 +281,34 @@ class SecretWatcher:
         namespace, name = location
         core = client.CoreV1Api(self._watch_client())
         selector = field_selector(name)
-        resume: str | None = None
-        failures = 0
-        while True:
-            try:
-                if resume is None:
-                    listing = await core.list_namespaced_secret(namespace, field_selector=selector)
-                    items = listing.items or []
-                    self._observe(location, items[0].metadata.resource_version if items else _ABSENT)
-                    resume = listing.metadata.resource_version
-                stream = watch.Watch(return_type="object")
-                started, events = time.monotonic(), 0
-                self.watch_requests += 1
-                try:
-                    async for event in stream.stream(
-                        core.list_namespaced_secret,
-                        namespace,
-                        field_selector=selector,
-                        resource_version=resume,
-                        allow_watch_bookmarks=True,
-                        timeout_seconds=self.watch_seconds,
-                        _request_timeout=self.watch_seconds + 30,
-                    ):
-                        kind = event.get("type")
-                        metadata = (event.get("raw_object") or {}).get("metadata") or {}
-                        version = metadata.get("resourceVersion")
-                        if kind in ("ADDED", "MODIFIED", "DELETED") and metadata.get("name") == name:
-                            self._observe(location, _ABSENT if kind == "DELETED" else str(version))
-                        if version:
-                            resume = str(version)
-                        events += 1
-                finally:
-                    stream.stop()
-                    await stream.close()
-                # Ended as the server ends every watch (its timeout), or at once and empty: a
-                # server that keeps doing the latter gets the back-off rather than a busy loop.
-                if events or time.monotonic() - started >= SHORT_WATCH_SECONDS:
-                    failures = 0
-                else:
-                    failures += 1
-                    await asyncio.sleep(backoff_seconds(failures))  # back-off before reconnecting
-            except asyncio.CancelledError:
-                raise
-            except _ERRORS as error:
-                if isinstance(error, ApiException) and error.status == 410:
-                    resume = None  # too old to resume: list again (and compare versions)
-                    continue
-                failures += 1
-                if failures == 1 or failures % 10 == 0:
-                    logger.warning(
-                        "watch of Secret %s/%s failed (%s); retrying in %.1fs",
-                        namespace,
-                        name,
-                        _describe(error),
-                        backoff_seconds(failures),
-                    )
-                resume = None
-                await asyncio.sleep(backoff_seconds(failures))  # back-off before reconnecting
+
+        async def list_now() -> str:
+            listing = await core.list_namespaced_secret(namespace, field_selector=selector)
+            items = listing.items or []
+            self._observe(location, items[0].metadata.resource_version if items else _ABSENT)
+            return str(listing.metadata.resource_version)
+
+        def on_event(kind: str, item: Mapping[str, Any]) -> None:
+            metadata = item.get("metadata") or {}
+            if metadata.get("name") == name:
+                self._observe(
+                    location, _ABSENT if kind == "DELETED" else str(metadata.get("resourceVersion"))
+                )
+
+        def count_request() -> None:
+            self.watch_requests += 1
+
+        await list_then_watch(
+            list_now=list_now,
+            call=core.list_namespaced_secret,
+            arguments=(namespace,),
+            selectors={"field_selector": selector},
+            on_event=on_event,
+            watch_seconds=self.watch_seconds,
+            what=f"Secret {namespace}/{name}",
+            log=logger,
+            on_request=count_request,
+        )
 
     def _observe(self, location: SecretLocation, version: str) -> None:
         """Record ``version`` (``_ABSENT``: no such Secret) and tell the owners when it is new."""
@@ -292,7 +344,7 @@ class SecretWatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                logger.warning("reacting to a Secret change for %s failed: %s", key, _describe(error))
+                logger.warning("reacting to a Secret change for %s failed: %s", key, describe_error(error))
             if not owner.again or self._owners.get(key) is not owner:
                 return
 
@@ -314,7 +366,8 @@ async def close_secret_watcher(context: OperatorContext) -> None:
         await found.close()
 
 
-def _describe(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
+    """An API or connection error in a few words (no response body: it may quote the object)."""
     if isinstance(error, ApiException):
         return f"API error {error.status} {error.reason or ''}".strip()
     if isinstance(error, TimeoutError):
@@ -324,10 +377,13 @@ def _describe(error: BaseException) -> str:
 
 __all__ = [
     "MAX_WATCHED_SECRETS",
+    "WATCH_ERRORS",
     "SecretLocation",
     "SecretWatcher",
     "backoff_seconds",
     "close_secret_watcher",
+    "describe_error",
     "field_selector",
+    "list_then_watch",
     "secret_watcher",
 ]
