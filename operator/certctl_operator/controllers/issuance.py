@@ -295,8 +295,9 @@ class IssuanceRuntime:
         return body
 
     def certificate_written(self, key: Key, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
-        """``after`` (read or written) replaces ``before`` unless a watch event came in meanwhile."""
-        if self.certificate_bodies.get(key) is before:
+        """``after`` (read or written) replaces ``before``, or an older watch event that came in meanwhile."""
+        kept = self.certificate_bodies.get(key)
+        if kept is before or (kept is not None and older_than(kept.get("metadata"), after.get("metadata"))):
             # A body this operator read or wrote is its own: trimmed in place, so it stays the
             # object the caller holds (the identity test above relies on that).
             metadata = after.get("metadata")
@@ -305,9 +306,15 @@ class IssuanceRuntime:
             self.certificate_bodies[key] = after
 
     def certificate_seen(self, key: Key, body: dict[str, Any]) -> None:
-        """A certificate's watch event: its body is kept unless the body kept is newer."""
+        """A certificate's watch event: its body is kept unless the body kept is as new or newer.
+
+        The event of the very version a reconcile read afresh (or that a write answered) often comes
+        after that answer: it must not take the place of the body the reconcile holds, or the answer
+        to the reconcile's next write would not be kept (:meth:`certificate_written`) and the reconcile
+        after it would start from this event's older status.
+        """
         kept = self.certificate_bodies.get(key)
-        if kept is None or not older_than(body.get("metadata"), kept.get("metadata")):
+        if kept is None or not not_newer_than(body.get("metadata"), kept.get("metadata")):
             self.certificate_bodies[key] = body
 
     def secret_seen(self, location: tuple[str, str], secret: StoredSecret | None) -> None:
@@ -316,17 +323,15 @@ class IssuanceRuntime:
             self.secrets.pop(location, None)
             return
         kept = self.secrets.get(location)
-        if kept is None or not older_than(
-            {"uid": secret.uid, "resourceVersion": secret.resource_version},
-            {"uid": kept.uid, "resourceVersion": kept.resource_version},
-        ):
+        if kept is None or not not_newer_than(_secret_meta(secret), _secret_meta(kept)):
             self.secrets[location] = secret
 
     def secret_written(
         self, location: tuple[str, str], before: SecretSnapshot | None, after: StoredSecret
     ) -> None:
-        """``after`` (read or written) replaces ``before`` unless a watch event came in meanwhile."""
-        if self.secrets.get(location) is before:
+        """``after`` (read or written) replaces ``before``, or an older watch event that came in meanwhile."""
+        kept = self.secrets.get(location)
+        if kept is before or (kept is not None and older_than(_secret_meta(kept), _secret_meta(after))):
             if LABEL_MANAGED_BY_CERTIFICATE in after.labels:
                 self.secrets[location] = after
             else:
@@ -499,6 +504,17 @@ def older_than(incoming: Mapping[str, Any] | None, kept: Mapping[str, Any] | Non
         return False
 
 
+def not_newer_than(incoming: Mapping[str, Any] | None, kept: Mapping[str, Any] | None) -> bool:
+    """Whether ``incoming`` is the same version of the object as ``kept``, or an older one."""
+    if incoming is None or kept is None or incoming.get("uid") != kept.get("uid"):
+        return False
+    return incoming.get("resourceVersion") == kept.get("resourceVersion") or older_than(incoming, kept)
+
+
+def _secret_meta(secret: SecretSnapshot) -> dict[str, Any]:
+    return {"uid": secret.uid, "resourceVersion": secret.resource_version}
+
+
 __all__ = [
     "CERTIFICATE",
     "CLUSTER_ISSUER",
@@ -507,6 +523,7 @@ __all__ = [
     "Key",
     "issuer_key",
     "key_of",
+    "not_newer_than",
     "older_than",
     "reconciler",
     "runtime",

@@ -80,6 +80,45 @@ def test_a_watch_event_older_than_a_fresh_read_does_not_replace_it() -> None:
     assert location not in rt.secrets
 
 
+def test_the_watch_event_of_a_version_read_afresh_leaves_the_read_body_and_its_write_kept() -> None:
+    # A reconcile read version 90 afresh; the watch then delivers its event of version 90 (another
+    # client's edit). The reconcile's status write is answered with 100: that answer must be what
+    # the next reconcile starts from, not the event's older status (it would issue once more).
+    rt = IssuanceRuntime(OperatorContext(settings=Settings()))
+    key = Key(CERTIFICATE, "team-a", "web")
+    read = body("90")
+    rt.certificate_written(key, None, read)
+    rt.certificate_seen(key, body("90"))
+    assert rt.certificate_bodies[key] is read
+    rt.certificate_written(key, read, written := body("100"))
+    assert rt.certificate_bodies[key] is written
+    # An answer also replaces an older event that took the place of the body it started from.
+    rt.certificate_bodies[key] = body("95")
+    rt.certificate_written(key, written, later := body("101"))
+    assert rt.certificate_bodies[key] is later
+
+    location = ("team-a", "web-tls")
+    rt.secret_written(location, None, fresh := secret("50"))
+    rt.secret_seen(location, secret("50"))
+    assert rt.secrets[location] is fresh
+    rt.secret_written(location, fresh, mine := secret("60"))
+    assert rt.secrets[location] is mine
+    rt.secrets[location] = secret("55")
+    rt.secret_written(location, mine, secret("61", ours=False))
+    assert location not in rt.secrets
+
+
+def test_not_newer_than_is_the_same_version_or_an_older_one() -> None:
+    def meta(uid: str, version: str) -> dict[str, str]:
+        return {"uid": uid, "resourceVersion": version}
+
+    assert issuance.not_newer_than(meta("a", "10"), meta("a", "10"))
+    assert issuance.not_newer_than(meta("a", "9"), meta("a", "10"))
+    assert not issuance.not_newer_than(meta("a", "11"), meta("a", "10"))
+    assert not issuance.not_newer_than(meta("b", "10"), meta("a", "10"))
+    assert not issuance.not_newer_than(None, meta("a", "10"))
+
+
 def test_older_than_compares_versions_of_one_object_only() -> None:
     def meta(uid: str, version: str) -> dict[str, str]:
         return {"uid": uid, "resourceVersion": version}
