@@ -133,6 +133,12 @@ def account_thumbprint(kube: Any, namespace: str, secret: str) -> str:
     return encode_b64jose(JWKEC(key=key).thumbprint())
 
 
+def option_value(args: list[str], option: str) -> str:
+    """The value of ``--option=value`` in a container's arguments."""
+    (value,) = [arg.removeprefix(f"{option}=") for arg in args if arg.startswith(f"{option}=")]
+    return value
+
+
 def check_solver_spec(
     kube: Any, world: PodWorld, pod: Any, service: Any, certificate: str
 ) -> tuple[str, str]:
@@ -154,9 +160,9 @@ def check_solver_spec(
     assert container.image == SOLVER_IMAGE  # the operator's setting: the issuer names no image
     assert container.command == ["certctl-operator"]
     args = container.args
-    assert args[:3] == ["acme-solver", "--port", "8089"], args
-    token = args[args.index("--token") + 1]
-    key_authorization = args[args.index("--key-authorization") + 1]
+    assert args[:2] == ["acme-solver", "--port=8089"], args
+    token = option_value(args, "--token")
+    key_authorization = option_value(args, "--key-authorization")
     # The key authorization is the token and the account key's thumbprint, nothing more of the key.
     thumbprint = account_thumbprint(kube, ns, "pebble-pods-account")
     assert key_authorization == f"{token}.{thumbprint}"
@@ -435,7 +441,7 @@ def test_the_charts_rbac_is_enough_for_solver_pods_and_each_rule_is_needed(
             kubelet = Kubelet(kube, world, pod)
             try:
                 kubelet.start()
-                key_authorization = pod.spec.containers[0].args[-1]
+                key_authorization = option_value(pod.spec.containers[0].args, "--key-authorization")
                 kubelet.wait_probe_passes(key_authorization)
                 kubelet.report_ready()
                 wait_issued(kube, namespace, "site", timeout=120)

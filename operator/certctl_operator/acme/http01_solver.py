@@ -136,15 +136,16 @@ def _metadata(owner: SolverOwner, name: str, identifier: str) -> dict[str, Any]:
 
 
 def solver_args(token: str, key_authorization: str) -> list[str]:
-    """The arguments of ``certctl-operator`` in the solver container."""
+    """The arguments of ``certctl-operator`` in the solver container.
+
+    Values are joined to their option with ``=``: a token is base64url and may begin with ``-``,
+    which a separate argument would have parsed as an option of its own.
+    """
     return [
         SOLVER_SUBCOMMAND,
-        "--port",
-        str(CONTAINER_PORT),
-        "--token",
-        token,
-        "--key-authorization",
-        key_authorization,
+        f"--port={CONTAINER_PORT}",
+        f"--token={token}",
+        f"--key-authorization={key_authorization}",
     ]
 
 

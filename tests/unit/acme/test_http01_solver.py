@@ -17,6 +17,7 @@ from certctl_operator.acme.http01_solver import (
     SolverPodSettings,
     pod_name,
     service_name,
+    solver_args,
     solver_pod,
     solver_service,
 )
@@ -63,12 +64,9 @@ def test_pod_runs_the_solver_with_the_answer_and_nothing_else() -> None:
     assert container["command"] == ["certctl-operator"]
     assert container["args"] == [
         "acme-solver",
-        "--port",
-        "8089",
-        "--token",
-        TOKEN,
-        "--key-authorization",
-        KEY_AUTHORIZATION,
+        "--port=8089",
+        f"--token={TOKEN}",
+        f"--key-authorization={KEY_AUTHORIZATION}",
     ]
     assert "env" not in container and "volumeMounts" not in container
     assert container["readinessProbe"]["httpGet"] == {
@@ -170,6 +168,13 @@ def test_settings_take_solver_defaults_from_json_variables() -> None:
     assert settings.acme_solver_tolerations == ({"key": "edge", "operator": "Exists"},)
     with pytest.raises(ValidationError, match="acme_solver_resources"):
         Settings.from_env({"CERTCTL_ACME_SOLVER_RESOURCES": "{not json"})
+
+
+def test_the_solver_command_line_of_the_pod_takes_a_token_that_begins_with_a_dash() -> None:
+    token = "-" + TOKEN[1:]
+    key_authorization = f"{token}.9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
+    args = build_parser().parse_args(solver_args(token, key_authorization))
+    assert (args.port, args.token, args.key_authorization) == (8089, token, key_authorization)
 
 
 def test_solver_command_line() -> None:
