@@ -18,6 +18,10 @@ from certctl_operator import __version__
 
 
 def _run(args: argparse.Namespace) -> int:
+    from certctl_operator.kube import lazy_client
+
+    # Before Kopf or the operator imports the client: the models it never uses stay on disk.
+    lazy_client.install()
     import kopf
 
     from certctl_operator.context import OperatorContext
