@@ -48,6 +48,7 @@ from certctl_operator.api.metadata_keys import (
     LABEL_MANAGED_BY_CERTIFICATE,
 )
 from certctl_operator.context import OperatorContext
+from certctl_operator.kube.compact import KeptBody
 from certctl_operator.kube.label_watch import LabelWatch
 from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.secret_watch import secret_watcher
@@ -166,9 +167,9 @@ class IssuanceRuntime:
     certificate_metrics: dict[Key, Any] = field(default_factory=dict)
     # uid of each object, from watch events and reads: log records name the object by it.
     uids: dict[Key, str] = field(default_factory=dict)
-    # The latest body of each certificate: its watch events and this operator's writes, without
-    # metadata.managedFields (nothing here reads them; they are half of a body's memory).
-    certificate_bodies: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    # The latest body of each certificate: its watch events and this operator's writes, as compact
+    # JSON text (see KeptBody) without metadata.managedFields.
+    certificate_bodies: dict[Key, KeptBody] = field(default_factory=dict)
     # The operator's own Secrets (those the label watch sees) as last seen or written.
     secrets: dict[tuple[str, str], StoredSecret] = field(default_factory=dict)
     # The list-then-watch that keeps ``secrets`` (controllers/certificates/watch.py starts it).
@@ -285,27 +286,37 @@ class IssuanceRuntime:
     # event: what either returns replaces only the entry it started from, never a newer one.
 
     async def certificate_body(self, key: Key, *, fresh: bool) -> dict[str, Any] | None:
-        """The certificate as last seen, or read now when ``fresh`` or not seen yet; None when gone."""
+        """The certificate as last seen, or read now when ``fresh`` or not seen yet; None when gone.
+
+        The body returned is the caller's own (parsed for it).
+        """
         known = self.certificate_bodies.get(key)
         if known is not None and not fresh:
-            return known
+            return known.body()
         body = await get_object(self.api, key.plural, namespace=key.namespace or None, name=key.name)
         if body is not None:
-            self.certificate_written(key, known, body)
+            self.certificate_written(key, None if known is None else {"metadata": known.metadata}, body)
         return body
 
-    def certificate_written(self, key: Key, before: dict[str, Any] | None, after: dict[str, Any]) -> None:
-        """``after`` (read or written) replaces ``before``, or an older watch event that came in meanwhile."""
-        kept = self.certificate_bodies.get(key)
-        if kept is before or (kept is not None and older_than(kept.get("metadata"), after.get("metadata"))):
-            # A body this operator read or wrote is its own: trimmed in place, so it stays the
-            # object the caller holds (the identity test above relies on that).
-            metadata = after.get("metadata")
-            if isinstance(metadata, dict):
-                metadata.pop("managedFields", None)
-            self.certificate_bodies[key] = after
+    def certificate_written(
+        self, key: Key, before: Mapping[str, Any] | None, after: Mapping[str, Any]
+    ) -> None:
+        """``after`` (read or written) replaces the body it started from, or an older one seen meanwhile.
 
-    def certificate_seen(self, key: Key, body: dict[str, Any]) -> None:
+        ``before`` is that body, None when nothing was kept for the certificate.
+        """
+        kept = self.certificate_bodies.get(key)
+        after_metadata = after.get("metadata")
+        if kept is None:
+            # Nothing kept: none was when this started, or the certificate went meanwhile.
+            replace = before is None
+        else:
+            started_from = None if before is None else before.get("metadata")
+            replace = not_newer_than(kept.metadata, started_from) or older_than(kept.metadata, after_metadata)
+        if replace:
+            self.certificate_bodies[key] = KeptBody.of(after)
+
+    def certificate_seen(self, key: Key, body: KeptBody) -> None:
         """A certificate's watch event: its body is kept unless the body kept is as new or newer.
 
         The event of the very version a reconcile read afresh (or that a write answered) often comes
@@ -314,7 +325,7 @@ class IssuanceRuntime:
         after it would start from this event's older status.
         """
         kept = self.certificate_bodies.get(key)
-        if kept is None or not not_newer_than(body.get("metadata"), kept.get("metadata")):
+        if kept is None or not not_newer_than(body.metadata, kept.metadata):
             self.certificate_bodies[key] = body
 
     def secret_seen(self, location: tuple[str, str], secret: StoredSecret | None) -> None:
@@ -456,13 +467,21 @@ def runtime(memo: Any) -> IssuanceRuntime:
     return context.issuance_runtime
 
 
-WATCH_HANDLERS = ("certificate_event", "issuer_event", "cluster_issuer_event")
+WATCH_HANDLERS = (
+    "certificate_event",
+    "issuer_event",
+    "cluster_issuer_event",
+    # controllers/publishing/index.py: the OCSP responder's indexes of serials and revocations.
+    "pki-issued-index",
+    "pki-issuer-index",
+)
 
 
 class QuietWatchHandlers(logging.Filter):
-    """Drops Kopf's "Handler ... succeeded." line for the watch handlers that only queue a key.
+    """Drops Kopf's "Handler ... succeeded." line for the watch handlers that only queue a key or index.
 
-    They run on every watch event of every object; the reconciles log what they do.
+    They run on every watch event of every object (one line for each, at information level, was most
+    of the operator's log in a burst of issuances); the reconciles log what they do.
     """
 
     MESSAGES = frozenset(f"Handler {name!r} succeeded." for name in WATCH_HANDLERS)

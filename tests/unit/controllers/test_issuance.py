@@ -14,7 +14,7 @@ from certctl_operator.api.metadata_keys import (
 from certctl_operator.context import OperatorContext
 from certctl_operator.controllers import issuance
 from certctl_operator.controllers.issuance import CERTIFICATE, ISSUER, IssuanceRuntime, Key
-from certctl_operator.kube.compact import watched_body
+from certctl_operator.kube.compact import KeptBody
 from certctl_operator.kube.secrets import StoredSecret
 from certctl_operator.policy.issuers import IssuerCheck
 from certctl_operator.settings import Settings
@@ -22,6 +22,14 @@ from certctl_operator.settings import Settings
 
 def body(version: str) -> dict[str, Any]:
     return {"metadata": {"name": "web", "namespace": "team-a", "resourceVersion": version}}
+
+
+def event(version: str) -> KeptBody:
+    return KeptBody.of(body(version))
+
+
+def kept_version(rt: IssuanceRuntime, key: Key) -> str | None:
+    return rt.certificate_bodies[key].resource_version
 
 
 def secret(version: str, *, ours: bool = True) -> StoredSecret:
@@ -32,15 +40,18 @@ def secret(version: str, *, ours: bool = True) -> StoredSecret:
 def test_a_write_answered_after_a_newer_watch_event_does_not_replace_it() -> None:
     rt = IssuanceRuntime(OperatorContext(settings=Settings()))
     key = Key(CERTIFICATE, "team-a", "web")
-    started_from = rt.certificate_bodies[key] = body("10")
+    rt.certificate_seen(key, event("10"))
     # The watch delivers a change by someone else while the write is on its way...
-    newer = rt.certificate_bodies[key] = body("12")
-    rt.certificate_written(key, started_from, body("11"))
-    assert rt.certificate_bodies[key] is newer
+    rt.certificate_seen(key, event("12"))
+    rt.certificate_written(key, body("10"), body("11"))
+    assert kept_version(rt, key) == "12"
     # ...without one, the write's answer is the newest there is.
-    written = body("13")
-    rt.certificate_written(key, newer, written)
-    assert rt.certificate_bodies[key] is written
+    rt.certificate_written(key, body("12"), body("13"))
+    assert kept_version(rt, key) == "13"
+    # Nothing is kept again for a certificate that went while a read or write was under way.
+    rt.forget(key)
+    rt.certificate_written(key, body("13"), body("14"))
+    assert key not in rt.certificate_bodies
 
     location = ("team-a", "web-tls")
     rt.secret_seen(location, first := secret("20"))
@@ -59,18 +70,18 @@ def test_a_watch_event_older_than_a_fresh_read_does_not_replace_it() -> None:
     # 28 and 29: keeping those would make the next reconcile act on an older spec.
     rt = IssuanceRuntime(OperatorContext(settings=Settings()))
     key = Key(CERTIFICATE, "team-a", "web")
-    rt.certificate_seen(key, body("27"))
-    rt.certificate_written(key, rt.certificate_bodies[key], fresh := body("30"))
-    rt.certificate_seen(key, body("28"))
-    rt.certificate_seen(key, body("29"))
-    assert rt.certificate_bodies[key] is fresh
-    rt.certificate_seen(key, later := body("31"))
-    assert rt.certificate_bodies[key] is later
+    rt.certificate_seen(key, event("27"))
+    rt.certificate_written(key, body("27"), body("30"))
+    rt.certificate_seen(key, event("28"))
+    rt.certificate_seen(key, event("29"))
+    assert kept_version(rt, key) == "30"
+    rt.certificate_seen(key, event("31"))
+    assert kept_version(rt, key) == "31"
     # The same name created again (another uid) is never older.
     recreated = body("5")
     recreated["metadata"]["uid"] = "another"
-    rt.certificate_seen(key, recreated)
-    assert rt.certificate_bodies[key] is recreated
+    rt.certificate_seen(key, KeptBody.of(recreated))
+    assert kept_version(rt, key) == "5" and rt.certificate_bodies[key].uid == "another"
 
     location = ("team-a", "web-tls")
     rt.secret_seen(location, read := secret("40"))
@@ -87,15 +98,20 @@ def test_the_watch_event_of_a_version_read_afresh_leaves_the_read_body_and_its_w
     rt = IssuanceRuntime(OperatorContext(settings=Settings()))
     key = Key(CERTIFICATE, "team-a", "web")
     read = body("90")
+    read["status"] = {"revision": 2}
     rt.certificate_written(key, None, read)
-    rt.certificate_seen(key, body("90"))
-    assert rt.certificate_bodies[key] is read
-    rt.certificate_written(key, read, written := body("100"))
-    assert rt.certificate_bodies[key] is written
+    edited = body("90")
+    edited["status"] = {"revision": 2}
+    rt.certificate_seen(key, KeptBody.of(edited))
+    written = body("100")
+    written["status"] = {"revision": 4}
+    rt.certificate_written(key, read, written)
+    assert kept_version(rt, key) == "100"
+    assert rt.certificate_bodies[key].body()["status"] == {"revision": 4}
     # An answer also replaces an older event that took the place of the body it started from.
-    rt.certificate_bodies[key] = body("95")
-    rt.certificate_written(key, written, later := body("101"))
-    assert rt.certificate_bodies[key] is later
+    rt.certificate_bodies[key] = event("95")
+    rt.certificate_written(key, written, body("101"))
+    assert kept_version(rt, key) == "101"
 
     location = ("team-a", "web-tls")
     rt.secret_written(location, None, fresh := secret("50"))
@@ -136,16 +152,19 @@ def test_kept_bodies_leave_managed_fields_out_and_the_watch_event_untouched() ->
     fields = [{"manager": "kubectl", "operation": "Apply", "fieldsV1": {"f:spec": {}}}]
     event_object = {**body("10"), "spec": {"secretName": "web-tls"}}
     event_object["metadata"]["managedFields"] = fields
-    kept = watched_body(event_object)
+    rt.certificate_seen(key, KeptBody.of(event_object))
+    kept = rt.certificate_bodies[key].body()
     assert "managedFields" not in kept["metadata"] and kept["spec"] == {"secretName": "web-tls"}
     assert kept["metadata"]["resourceVersion"] == "10"
     assert event_object["metadata"]["managedFields"] is fields  # Kopf's copy is not changed
-    rt.certificate_bodies[key] = kept
-    # A body read or written by the operator is trimmed in place: it stays the caller's object.
+    # Each reconcile gets a body of its own: changing it changes nothing kept.
+    kept["spec"]["secretName"] = "changed"
+    assert rt.certificate_bodies[key].body()["spec"] == {"secretName": "web-tls"}
     written = body("11")
     written["metadata"]["managedFields"] = fields
     rt.certificate_written(key, kept, written)
-    assert rt.certificate_bodies[key] is written and "managedFields" not in written["metadata"]
+    assert "managedFields" not in rt.certificate_bodies[key].body()["metadata"]
+    assert written["metadata"]["managedFields"] is fields
 
 
 async def test_the_ca_verdict_holds_while_the_watch_of_the_ca_secret_saw_no_change(
@@ -184,3 +203,22 @@ async def test_the_ca_verdict_holds_while_the_watch_of_the_ca_secret_saw_no_chan
     assert len(reads) == 3, "a change the watch reported: read once, then trusted again"
     await rt.issuer_check(key, spec, fresh=True, trust_watch=False)
     assert len(reads) == 4, "the issuer's own look always reads"
+
+
+def test_kopf_success_lines_of_the_watch_and_index_handlers_are_dropped_and_others_kept() -> None:
+    import logging
+
+    import kopf
+
+    import certctl_operator.controllers  # noqa: F401  (registers the handlers)
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, message, None, None)
+
+    quiet = issuance.QuietWatchHandlers()
+    registered = {handler.id for handler in kopf.get_default_registry()._watching.get_all_handlers()}
+    for name in issuance.WATCH_HANDLERS:
+        assert name in registered, name
+        assert not quiet.filter(record(f"Handler {name!r} succeeded."))
+    assert quiet.filter(record("Handler 'pki-issued-index' failed temporarily: boom"))
+    assert quiet.filter(record("Handler 'revoke' succeeded."))

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import Any
 
-from certctl_operator.kube.compact import SHORT_VALUE, compact_json, compact_strings
+from certctl_operator.kube.compact import SHORT_VALUE, KeptBody, compact_json, compact_strings
 
 
 def parsed(index: int) -> Any:
@@ -52,3 +52,17 @@ def test_flat_string_maps_are_interned_the_same_way() -> None:
     assert compact == annotations
     assert next(iter(compact)) is sys.intern("certctl.io/revision")
     assert compact["certctl.io/revision"] is sys.intern("3")
+
+
+def test_a_kept_body_is_compact_text_without_managed_fields_and_parses_back_equal() -> None:
+    raw = parsed(3)
+    raw["metadata"]["uid"] = "u-3"
+    raw["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    kept = KeptBody.of(raw)
+    assert "managedFields" in raw["metadata"]  # the event's own body is left as it was
+    expected = {**raw, "metadata": {k: v for k, v in raw["metadata"].items() if k != "managedFields"}}
+    assert kept.body() == expected
+    assert kept.body() is not kept.body()
+    assert kept.metadata == {"uid": "u-3", "resourceVersion": "103"}
+    assert " " not in kept.text.replace("A", "")  # no separators' spaces
+    assert KeptBody.of({}).metadata == {"uid": None, "resourceVersion": None}

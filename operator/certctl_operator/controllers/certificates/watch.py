@@ -30,7 +30,7 @@ from certctl_operator.controllers.issuance import (
     issuer_key,
     runtime,
 )
-from certctl_operator.kube.compact import watched_body
+from certctl_operator.kube.compact import KeptBody
 from certctl_operator.kube.label_watch import LabelWatch
 from certctl_operator.kube.secret_watch import secret_watcher
 from certctl_operator.kube.secrets import snapshot
@@ -51,7 +51,7 @@ async def certificate_event(
         rt.queue.add(key)
         return
     # Kept as delivered (never changed in place): the next reconcile starts from it.
-    rt.certificate_seen(key, watched_body(event["object"]))
+    rt.certificate_seen(key, KeptBody.of(event["object"]))
     rt.remember_uid(key, body)
     secret_name = (body.get("spec") or {}).get("secretName")
     # Certificates waiting for a Secret this one held may take it over now.
