@@ -3,9 +3,7 @@
 The generated package imports every API class and every model of the
 Kubernetes API when it is imported: about 36 MB of code objects and classes
 in the operator process, which uses a handful of them (Kopf, which imports
-the package to recognise model objects handed to it, names two). The
-synchronous ``kubernetes`` client made its package lazy the same way in its
-release 37.
+the package to recognise model objects handed to it, names two).
 
 :func:`install` registers the three generated packages (``client``,
 ``client.api``, ``client.models``) as modules whose names are resolved on
