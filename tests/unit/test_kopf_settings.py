@@ -5,7 +5,7 @@ from __future__ import annotations
 import kopf
 
 import certctl_operator.controllers  # noqa: F401  (registers the controllers)
-from certctl_operator.controllers.lifecycle import UnusedDiffBaseStorage, configure_kopf
+from certctl_operator.controllers.lifecycle import QUEUE_IDLE_SECONDS, UnusedDiffBaseStorage, configure_kopf
 
 
 def test_no_handler_needs_the_diff_base_the_settings_leave_out() -> None:
@@ -20,3 +20,13 @@ def test_no_handler_needs_the_diff_base_the_settings_leave_out() -> None:
     body = kopf.Body({"metadata": {"name": "web", "annotations": {"a": "b"}}, "spec": {"x": 1}})
     assert storage.fetch(body=body) is None
     assert storage.build(body=body) == {}
+
+
+def test_object_workers_idle_briefly_since_no_handler_waits_for_consistency() -> None:
+    registry = kopf.get_default_registry()
+    # Kopf's idle wait serves change handlers, which wait for their own patch to come back.
+    assert list(registry._changing.get_all_handlers()) == []
+    settings = kopf.OperatorSettings()
+    default = settings.queueing.idle_timeout
+    configure_kopf(settings)
+    assert settings.queueing.idle_timeout == QUEUE_IDLE_SECONDS < default
