@@ -41,19 +41,26 @@ def compact_strings(mapping: Mapping[str, str]) -> dict[str, str]:
     }
 
 
-def watched_body(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """A watch event's object as the operator keeps it (certificates, notification channels).
+def without_managed_fields(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``raw`` without ``metadata.managedFields`` (nothing reads them; they are half of a body's memory).
 
-    A copy without ``metadata.managedFields`` (nothing reads them; they are
-    half of a body's memory), with its keys and short values interned: the
-    event's own dicts are shared with Kopf and stay untouched, and ten
-    thousand kept bodies share one copy of each repeated text.
+    A shallow copy when there were some: ``raw`` itself (often shared with Kopf) stays untouched.
     """
     metadata = raw.get("metadata")
     if isinstance(metadata, Mapping) and "managedFields" in metadata:
         trimmed = {name: value for name, value in metadata.items() if name != "managedFields"}
-        raw = {**raw, "metadata": trimmed}
-    body: dict[str, Any] = compact_json(raw)
+        return {**raw, "metadata": trimmed}
+    return raw
+
+
+def watched_body(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A watch event's object as the operator keeps it parsed (notification channels).
+
+    A copy without ``metadata.managedFields``, with its keys and short values
+    interned: the event's own dicts are shared with Kopf and stay untouched,
+    and many kept bodies share one copy of each repeated text.
+    """
+    body: dict[str, Any] = compact_json(without_managed_fields(raw))
     return body
 
 
@@ -73,13 +80,11 @@ class KeptBody:
 
     @classmethod
     def of(cls, raw: Mapping[str, Any]) -> KeptBody:
-        """``raw`` without ``metadata.managedFields`` (nothing reads them); ``raw`` is left untouched."""
+        """``raw`` without ``metadata.managedFields`` (see without_managed_fields), left untouched."""
+        raw = without_managed_fields(raw)
         metadata = raw.get("metadata")
         if not isinstance(metadata, Mapping):
             metadata = {}
-        elif "managedFields" in metadata:
-            metadata = {name: value for name, value in metadata.items() if name != "managedFields"}
-            raw = {**raw, "metadata": metadata}
         uid, version = metadata.get("uid"), metadata.get("resourceVersion")
         return cls(
             None if uid is None else str(uid),
