@@ -6,13 +6,14 @@ Kopf passes this object to handlers as ``memo``. It is created once by
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from certctl_operator.notify.senders import HttpClientPool
-from certctl_operator.pki.key_pool import key_generation_pool
+from certctl_operator.pki.key_pool import KeyGenerationPool, key_generation_pool
 from certctl_operator.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,10 +41,12 @@ class OperatorContext:
         default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="certctl-crypto")
     )
     # Worker processes for RSA key generation, one per core (started on first use).
-    key_pool: ProcessPoolExecutor = field(default_factory=key_generation_pool)
+    key_pool: KeyGenerationPool = field(default_factory=key_generation_pool)
     # Shared HTTP connection pools of the notification senders, opened at
     # start-up by the notification handlers and closed at clean-up.
     http_pool: HttpClientPool | None = None
+    # Gives the C heap's freed pages back after bursts (controllers/lifecycle.py, heap.py).
+    heap_trim_task: asyncio.Task[None] | None = None
     ready: bool = False
     # What /readyz answers while not ready ("starting", "stopping"). A standby
     # replica (leader election) answers by its own check, see web/server.py.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -196,6 +197,25 @@ class TestPem:
         assert key_spec_of(key) == KeySpec(KeyAlgorithm.ECDSA, 384)
 
 
+def _der(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    length = (
+        bytes([size])
+        if size < 128
+        else bytes([0x80 | ((size.bit_length() + 7) // 8)])
+        + size.to_bytes((size.bit_length() + 7) // 8, "big")
+    )
+    return bytes([tag]) + length + content
+
+
+def pkcs1_pem(fields: tuple[int, ...]) -> str:
+    """A PKCS#1 RSAPrivateKey of whatever numbers are given: the library refuses to build bad ones."""
+    integers = b"".join(_der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big")) for value in fields)
+    body = base64.b64encode(_der(0x30, integers)).decode("ascii")
+    lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    return f"-----BEGIN RSA PRIVATE KEY-----\n{lines}\n-----END RSA PRIVATE KEY-----\n"
+
+
 class TestLoadErrors:
     def test_garbage(self) -> None:
         with pytest.raises(InvalidKeyError) as caught:
@@ -228,6 +248,29 @@ class TestLoadErrors:
             )
             with pytest.raises(InvalidKeyError, match="only RSA, ECDSA and Ed25519"):
                 load_private_key(pem)
+
+    @pytest.mark.parametrize("full_rsa_check", [True, False])
+    def test_an_inconsistent_rsa_key_is_refused_with_or_without_the_full_check(
+        self, keys: dict[str, PrivateKey], full_rsa_check: bool
+    ) -> None:
+        key = keys["rsa"]
+        assert isinstance(key, rsa.RSAPrivateKey)
+        numbers = key.private_numbers()
+        public = numbers.public_numbers
+        intact = (0, public.n, public.e, numbers.d, numbers.p, numbers.q, numbers.dmp1, numbers.dmq1)
+        assert public_keys_equal(load_private_key(pkcs1_pem((*intact, numbers.iqmp))), key)
+        for p, q, d in [
+            (numbers.p, numbers.q, numbers.d + 2),  # d no longer inverts e
+            (numbers.p + 2, numbers.q, numbers.d),  # p * q is not n
+        ]:
+            fields = (0, public.n, public.e, d, p, q, numbers.dmp1, numbers.dmq1, numbers.iqmp)
+            pem = pkcs1_pem(fields)
+            with pytest.raises(InvalidKeyError):
+                load_private_key(pem, "tls.key", full_rsa_check=full_rsa_check)
+
+    def test_a_consistent_rsa_key_loads_without_the_full_check(self, keys: dict[str, PrivateKey]) -> None:
+        loaded = load_private_key(private_key_to_pem(keys["rsa"]), full_rsa_check=False)
+        assert public_keys_equal(loaded, keys["rsa"])
 
     def test_weak_or_exotic_keys_are_refused(self) -> None:
         weak = rsa.generate_private_key(65537, 1024)  # noqa: S505 - the point is to be refused
@@ -291,5 +334,19 @@ class TestAsyncGeneration:
     async def test_process_pool_executor(self) -> None:
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-            key = await generate_private_key_async(KeySpec(KeyAlgorithm.ED25519), pool)
-        assert isinstance(key, ed25519.Ed25519PrivateKey)
+            key = await generate_private_key_async(KeySpec(KeyAlgorithm.RSA, 2048), pool)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        assert key_matches_spec(key, KeySpec(KeyAlgorithm.RSA, 2048))
+
+    @pytest.mark.parametrize(
+        "spec",
+        [KeySpec(KeyAlgorithm.ECDSA, 256), KeySpec(KeyAlgorithm.ECDSA, 521), KeySpec(KeyAlgorithm.ED25519)],
+        ids=KeySpec.describe,
+    )
+    async def test_small_keys_are_generated_without_starting_the_pool(self, spec: KeySpec) -> None:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+            key = await generate_private_key_async(spec, pool)
+            started = dict(pool._processes or {})
+        assert key_matches_spec(key, spec)
+        assert started == {}
