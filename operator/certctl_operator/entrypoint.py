@@ -18,11 +18,13 @@ from certctl_operator import __version__
 
 
 def _run(args: argparse.Namespace) -> int:
+    from certctl_operator import slim_imports
     from certctl_operator.kube import lazy_client
 
-    # Before Kopf or the operator imports the client: the models it never uses stay on disk.
+    # Before Kopf or the operator imports them: what the operator never runs stays on disk.
     lazy_client.install()
-    import kopf
+    slim_imports.leave_out_httpx_cli()
+    kopf = slim_imports.import_kopf()
 
     from certctl_operator.context import OperatorContext
     from certctl_operator.log_setup import configure_logging
@@ -38,6 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format, settings.log_level)
 
     import certctl_operator.controllers  # noqa: F401  (registers the controllers)
+    from certctl_operator.controllers.lifecycle import OperatorMemo
 
     context = OperatorContext(settings=settings)
 
@@ -49,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
         await kopf.operator(
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
-            memo=kopf.Memo(context=context),
+            memo=OperatorMemo(context=context),
             standalone=True,
             stop_flag=stop_flag,
             ready_flag=ready_flag,

@@ -5,7 +5,12 @@ from __future__ import annotations
 import kopf
 
 import certctl_operator.controllers  # noqa: F401  (registers the controllers)
-from certctl_operator.controllers.lifecycle import QUEUE_IDLE_SECONDS, UnusedDiffBaseStorage, configure_kopf
+from certctl_operator.controllers.lifecycle import (
+    QUEUE_IDLE_SECONDS,
+    OperatorMemo,
+    UnusedDiffBaseStorage,
+    configure_kopf,
+)
 
 
 def test_no_handler_needs_the_diff_base_the_settings_leave_out() -> None:
@@ -30,3 +35,18 @@ def test_object_workers_idle_briefly_since_no_handler_waits_for_consistency() ->
     default = settings.queueing.idle_timeout
     configure_kopf(settings)
     assert settings.queueing.idle_timeout == QUEUE_IDLE_SECONDS < default
+
+
+async def test_every_object_shares_the_operator_memo_instead_of_a_copy() -> None:
+    from kopf._core.reactor.inventory import ResourceMemories
+
+    context = object()
+    memo = OperatorMemo(context=context)
+    memories = ResourceMemories()
+    first = await memories.recall_memo({"metadata": {"uid": "a"}}, memobase=memo)
+    second = await memories.recall_memo({"metadata": {"uid": "b"}}, memobase=memo)
+    assert first is memo and second is memo
+    assert first.context is context
+    # A plain memo is what Kopf copies per object: the test above would see two new dicts.
+    plain = kopf.Memo(context=context)
+    assert await memories.recall_memo({"metadata": {"uid": "c"}}, memobase=plain) is not plain

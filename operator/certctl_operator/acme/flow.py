@@ -28,18 +28,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
-from acme import challenges, client, errors, messages
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from josepy.jwa import ES256
-from josepy.jwk import JWKEC
 
 from certctl_operator.api.certificate import ACMEAuthorizationStatus, ACMEOrderStatus
 from certctl_operator.api.issuer import ACMEIssuer, ACMESolver
+from certctl_operator.deferred import DeferredModule
+
+if TYPE_CHECKING:
+    from acme import challenges, client, errors, messages
+    from josepy import jwa, jwk
+else:
+    # certbot's acme, josepy and requests are about 5 MB of modules that only an ACME issuer uses.
+    challenges, client, errors, messages = (
+        DeferredModule(f"acme.{name}") for name in ("challenges", "client", "errors", "messages")
+    )
+    jwa, jwk = DeferredModule("josepy.jwa"), DeferredModule("josepy.jwk")
 
 USER_AGENT = "certctl-operator"
 NETWORK_TIMEOUT_SECONDS = 30
@@ -190,12 +198,12 @@ def _problem(error: BaseException, state: ACMEOrderStatus | None) -> ACMEProblem
     return ACMEProblem("connection", f"{type(error).__name__}: {error}", state)
 
 
-def _client(account: ACMEAccount, verify: bool | str) -> tuple[client.ClientV2, JWKEC]:
-    jwk = JWKEC(key=_load_key(account.account_key_pem))
+def _client(account: ACMEAccount, verify: bool | str) -> tuple[client.ClientV2, jwk.JWKEC]:
+    account_jwk = jwk.JWKEC(key=_load_key(account.account_key_pem))
     # requests takes a CA file path where the library's signature says bool.
     net = client.ClientNetwork(
-        jwk,
-        alg=ES256,
+        account_jwk,
+        alg=jwa.ES256,
         user_agent=USER_AGENT,
         verify_ssl=cast(bool, verify),
         timeout=NETWORK_TIMEOUT_SECONDS,
@@ -205,7 +213,7 @@ def _client(account: ACMEAccount, verify: bool | str) -> tuple[client.ClientV2, 
     eab = None
     if account.eab_key_id and account.eab_hmac_key:
         eab = messages.ExternalAccountBinding.from_data(
-            account_public_key=jwk.public_key(),
+            account_public_key=account_jwk.public_key(),
             kid=account.eab_key_id,
             hmac_key=account.eab_hmac_key,
             directory=directory,
@@ -219,7 +227,7 @@ def _client(account: ACMEAccount, verify: bool | str) -> tuple[client.ClientV2, 
         # The key already has an account: use it (the CA answers with its URL).
         existing_account = messages.RegistrationResource(uri=existing.location, body=messages.Registration())
         acme_client.query_registration(existing_account)
-    return acme_client, jwk
+    return acme_client, account_jwk
 
 
 def _authz_state(authzr: messages.AuthorizationResource, chosen: str | None) -> ACMEAuthorizationStatus:
@@ -371,7 +379,7 @@ async def run_order(
 
     with _verify_setting(account.ca_bundle_pem) as verify:
         try:
-            acme_client, jwk = await asyncio.to_thread(_client, account, verify)
+            acme_client, account_jwk = await asyncio.to_thread(_client, account, verify)
             account_url = acme_client.net.account.uri if acme_client.net.account else None
             orderr = None
             if state is not None and resumable(state, identifiers):
@@ -403,7 +411,7 @@ async def run_order(
                     raise ACMEProblem(
                         "noChallenge", f"the CA offers no {chosen[value]} challenge for {value}", state
                     )
-                response, validation = challb.response_and_validation(jwk)
+                response, validation = challb.response_and_validation(account_jwk)
                 if isinstance(challb.chall, challenges.HTTP01):
                     token = challb.chall.encode("token")
                     published[authzr.uri] = functools.partial(answers.withdraw_http01, solver, value, token)

@@ -5,16 +5,12 @@ Blocking (dnspython over TCP): the caller runs it in a thread.
 
 from __future__ import annotations
 
-import dns.exception
-import dns.message
-import dns.name
-import dns.query
-import dns.rcode
-import dns.rdatatype
-import dns.tsigkeyring
-import dns.update
+from typing import TYPE_CHECKING
 
 from certctl_operator.acme.flow import ACMEProblem
+
+if TYPE_CHECKING:
+    import dns.name
 
 DNS_PORT = 53
 TIMEOUT_SECONDS = 10.0
@@ -43,6 +39,10 @@ def split_nameserver(nameserver: str) -> tuple[str, int]:
 
 def find_zone(name: dns.name.Name, host: str, port: int) -> dns.name.Name:
     """The zone holding ``name``, from the SOA the authoritative server names for it."""
+    import dns.message
+    import dns.query
+    import dns.rdatatype
+
     response = dns.query.tcp(
         dns.message.make_query(name, dns.rdatatype.SOA), host, port=port, timeout=TIMEOUT_SECONDS
     )
@@ -64,6 +64,14 @@ def update_txt(
     tsig_secret: bytes | None,
 ) -> None:
     """Add (or delete) one TXT value of ``record_name`` at ``nameserver``; ACMEProblem when refused."""
+    # dnspython is imported by the first update: only DNS-01 solvers use it.
+    import dns.exception
+    import dns.name
+    import dns.query
+    import dns.rcode
+    import dns.tsigkeyring
+    import dns.update
+
     host, port = split_nameserver(nameserver)
     name = dns.name.from_text(record_name)
     try:

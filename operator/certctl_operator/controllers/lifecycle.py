@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
 import kopf
 
-from certctl_operator import API_GROUP, metrics
+from certctl_operator import API_GROUP, heap, metrics
 from certctl_operator.api.metadata_keys import FINALIZER_KOPF
 from certctl_operator.context import OperatorContext
 from certctl_operator.kube.client import create_api_client
@@ -32,6 +34,19 @@ class UnusedDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
 
     def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
         return None
+
+
+class OperatorMemo(kopf.Memo):
+    """The operator's memo, shared by every object instead of copied for each.
+
+    Kopf gives each object a shallow copy of the memo, for handlers that keep
+    per-object state in it. None does here (per-object state lives in the
+    runtimes, see context.py); for twenty thousand objects the copies took
+    about 5 MB.
+    """
+
+    def __copy__(self) -> OperatorMemo:
+        return self
 
 
 QUEUE_IDLE_SECONDS = 1.0
@@ -62,6 +77,26 @@ def configure_kopf(settings: kopf.OperatorSettings) -> None:
     settings.peering.standalone = True
 
 
+HEAP_CHECK_SECONDS = 30.0
+"""How often resident memory is looked at to decide whether to trim the C heap (see heap.py)."""
+
+
+async def trim_heap_after_bursts(trimmer: heap.HeapTrimmer, interval: float = HEAP_CHECK_SECONDS) -> None:
+    """Give freed heap pages back once memory has grown since the last trim (after a burst)."""
+    while True:
+        await asyncio.sleep(interval)  # the period of a check, not a wait for another task
+        before = heap.resident_bytes()
+        if before is None:
+            return
+        if not trimmer.due(before):
+            trimmer.observed(before)
+            continue
+        heap.trim()
+        after = heap.resident_bytes() or before
+        trimmer.trimmed(after)
+        logger.debug("gave %.1f MB of freed heap back to the system", (before - after) / 2**20)
+
+
 @kopf.on.startup()
 async def start_operator(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     context: OperatorContext = memo.context
@@ -72,6 +107,10 @@ async def start_operator(settings: kopf.OperatorSettings, memo: Any, **_: Any) -
     if context.http_runner is None:
         # With leader election the server already runs (it served the standby until now).
         context.http_runner = await start_server(context)
+    if heap.available() and context.heap_trim_task is None:
+        context.heap_trim_task = asyncio.create_task(
+            trim_heap_after_bursts(heap.HeapTrimmer()), name="heap trim"
+        )
     context.ready = True
     metrics.leader.set(1)  # this process acts: it holds the Lease, or runs without leader election
     logger.info("certctl-operator started")
@@ -83,6 +122,11 @@ async def stop_operator(memo: Any, **_: Any) -> None:
     context.ready = False
     context.not_ready_reason = "stopping"
     metrics.leader.set(0)
+    trim_task, context.heap_trim_task = context.heap_trim_task, None
+    if trim_task is not None:
+        trim_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await trim_task
     runner, context.http_runner = context.http_runner, None
     if runner is not None:
         await runner.cleanup()
