@@ -103,14 +103,20 @@ def pem_to_der(pem: str | bytes, label: str) -> bytes:
     raise ValueError(f"no PEM {label} block found")
 
 
-@functools.lru_cache(maxsize=1024)
 def is_self_signed(certificate: x509.Certificate) -> bool:
-    """True when the certificate names itself as issuer and its signature checks out.
-
-    Remembered per certificate (equal DER, equal answer): every issuance asks it of its CA's chain.
-    """
+    """True when the certificate names itself as issuer and its signature checks out."""
     if certificate.issuer != certificate.subject:
-        return False
+        return False  # every leaf of a CA: answered without keeping the certificate
+    return _signs_itself(certificate)
+
+
+@functools.lru_cache(maxsize=64)
+def _signs_itself(certificate: x509.Certificate) -> bool:
+    """Remembered per certificate (equal DER, equal answer): every issuance asks it of its CA's chain.
+
+    Only self-named certificates get here (roots, self-signed leaves): the CAs in use at once fit,
+    and no more than 64 certificates are kept alive by the cache.
+    """
     try:
         certificate.verify_directly_issued_by(certificate)
     except (ValueError, TypeError, InvalidSignature):

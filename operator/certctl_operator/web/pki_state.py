@@ -125,7 +125,7 @@ def _key_of(serial: str) -> str:
         return serial
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Issued:
     issuer: IssuerKey
     serial: int
@@ -148,6 +148,7 @@ class IssuedIndex:
     def __init__(self) -> None:
         self._current: dict[tuple[str, str], _Issued] = {}
         self._serials: dict[IssuerKey, dict[int, datetime | None]] = {}
+        self._issuer_keys: dict[IssuerKey, IssuerKey] = {}
         self._excluded: dict[IssuerKey, set[int]] = {}
         self.loaded: set[IssuerKey] = set()
         """Issuers whose issued-serials store was read."""
@@ -182,6 +183,8 @@ class IssuedIndex:
             self._retire((namespace, name))
             return namespace, name
         issuer = IssuerKey.of(ref, namespace)
+        # One key object per issuer, not one per certificate: ten thousand certificates of one CA.
+        issuer = self._issuer_keys.setdefault(issuer, issuer)
         for text in status.get("revokedSerialNumbers") or []:
             try:
                 self._excluded.setdefault(issuer, set()).add(serial_int(text))

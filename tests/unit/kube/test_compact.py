@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import zlib
 from typing import Any
 
 from certctl_operator.kube.compact import SHORT_VALUE, KeptBody, compact_json, compact_strings
@@ -64,5 +65,36 @@ def test_a_kept_body_is_compact_text_without_managed_fields_and_parses_back_equa
     assert kept.body() == expected
     assert kept.body() is not kept.body()
     assert kept.metadata == {"uid": "u-3", "resourceVersion": "103"}
-    assert " " not in kept.text.replace("A", "")  # no separators' spaces
+    text = zlib.decompress(kept.packed).decode("utf-8")
+    assert " " not in text.replace("A", "")  # no separators' spaces
+    assert len(kept.packed) < len(text)
+
+
+def test_a_kept_certificate_takes_about_half_its_text() -> None:
+    condition = {
+        "lastTransitionTime": "2026-12-06T22:29:41Z",
+        "message": "Certificate revision 1 (serial 8e8b3a3d6476ef90d104032436bb7959) is valid until 2027",
+        "observedGeneration": 1,
+        "reason": "Issued",
+        "status": "True",
+        "type": "Ready",
+    }
+    raw = {
+        "apiVersion": "certctl.io/v1alpha1",
+        "kind": "ManagedCertificate",
+        "metadata": {"name": "cert-00432", "namespace": "bench", "resourceVersion": "2648", "uid": "8a33"},
+        "spec": {"dnsNames": ["svc-432.bench.svc"], "secretName": "cert-00432-tls", "duration": "2160h"},
+        "status": {
+            "conditions": [condition, {**condition, "type": "Issuing", "status": "False"}],
+            "issuerRef": {"kind": "ClusterIssuer", "name": "bench-ca"},
+            "notAfter": "2027-01-05T22:29:17Z",
+            "renewalTime": "2026-12-26T22:29:24Z",
+            "serialNumber": "8e8b3a3d6476ef90d104032436bb7959",
+            "secretName": "cert-00432-tls",
+        },
+    }
+    kept = KeptBody.of(raw)
+    assert kept.body() == raw
+    # Names, conditions and timestamps repeat within a body: compressed it is about half its text.
+    assert len(kept.packed) < 0.6 * len(json.dumps(raw, separators=(",", ":")))
     assert KeptBody.of({}).metadata == {"uid": None, "resourceVersion": None}

@@ -221,3 +221,19 @@ def test_summary_of_an_openssl_certificate(tmp_path: Path) -> None:
     assert serial == f"serial={summary.serial_hex}"
     fingerprint = openssl("x509", "-in", cert, "-noout", "-fingerprint", "-sha256").stdout
     assert fingerprint.strip().split("=", 1)[1].replace(":", "") == summary.fingerprint_sha256
+
+
+def test_self_signed_answers_keep_only_self_named_certificates(
+    issued_pem: str, fixed_cas: dict[str, GeneratedCA]
+) -> None:
+    from certctl_operator.pki.encoding import _signs_itself, is_self_signed, load_certificates
+
+    leaf, ca = load_certificates(issued_pem)[0], fixed_cas["rsa"].authority.certificate
+    _signs_itself.cache_clear()
+    assert inspect_certificate(issued_pem).self_signed is False
+    assert is_self_signed(leaf) is False
+    # A leaf of a CA is answered from its names: ten thousand of them are not kept alive by a cache.
+    assert _signs_itself.cache_info().currsize == 0
+    assert is_self_signed(ca) is True
+    assert is_self_signed(ca) is True
+    assert _signs_itself.cache_info().currsize == 1 and _signs_itself.cache_info().hits == 1

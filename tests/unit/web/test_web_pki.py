@@ -84,6 +84,15 @@ def test_the_index_knows_current_and_recently_replaced_serials() -> None:
     assert not index.is_issued(KEY, 0x99, NOW)
 
 
+def test_the_certificates_of_one_issuer_share_one_issuer_key() -> None:
+    index = IssuedIndex()
+    for number in range(3):
+        index.update(mcert(f"web-{number}", 0x40 + number))
+    kept = {id(issued.issuer) for issued in index._current.values()}
+    assert len(kept) == 1
+    assert all(index.is_issued(KEY, 0x40 + number, NOW) for number in range(3))
+
+
 def test_the_index_drops_revoked_serials_and_follows_the_issuer_reference() -> None:
     index = IssuedIndex()
     index.update(mcert("web", 0x21, revokedSerialNumbers=["20"]))
