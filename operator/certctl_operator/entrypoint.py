@@ -18,8 +18,10 @@ from certctl_operator import __version__
 
 
 def _run(args: argparse.Namespace) -> int:
-    from certctl_operator import slim_imports
+    from certctl_operator import heap, slim_imports
     from certctl_operator.kube import lazy_client
+
+    heap.limit_arenas()  # before any thread is started
 
     # Before Kopf or the operator imports them: what the operator never runs stays on disk.
     lazy_client.install()
@@ -40,7 +42,7 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format, settings.log_level)
 
     import certctl_operator.controllers  # noqa: F401  (registers the controllers)
-    from certctl_operator.controllers.lifecycle import OperatorMemo
+    from certctl_operator.controllers.lifecycle import OperatorMemo, OperatorMemories, kinds_without_daemons
 
     context = OperatorContext(settings=settings)
 
@@ -53,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             memo=OperatorMemo(context=context),
+            memories=OperatorMemories(kinds_without_daemons(kopf.get_default_registry())),
             standalone=True,
             stop_flag=stop_flag,
             ready_flag=ready_flag,

@@ -43,6 +43,40 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim_function
 
 
+M_ARENA_MAX = -8
+"""glibc's mallopt parameter for the most malloc arenas (malloc.h)."""
+
+ARENAS = 2
+"""Malloc arenas of the operator process: the event loop's, and one its helper threads share."""
+
+
+@functools.cache
+def _mallopt() -> Callable[[int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int]
+    function.restype = ctypes.c_int
+    mallopt_function: Callable[[int, int], int] = function
+    return mallopt_function
+
+
+def limit_arenas(arenas: int = ARENAS) -> bool:
+    """Let threads share ``arenas`` malloc arenas; True when the C library took the setting.
+
+    glibc gives threads arenas of their own, up to eight per core: the thread
+    pools of crypto work, DNS look-ups and blocking calls each fragment their
+    own heap, and each keeps freed pages of its own. The operator's threads do
+    little allocating; sharing two arenas costs them nothing measurable.
+    Called before the process starts its threads (``certctl-operator run``).
+    """
+    function = _mallopt()
+    return bool(function(M_ARENA_MAX, arenas)) if function is not None else False
+
+
 def available() -> bool:
     """Whether this process's C library can give free heap pages back."""
     return _malloc_trim() is not None
@@ -88,4 +122,4 @@ class HeapTrimmer:
             self._after_last = resident
 
 
-__all__ = ["HeapTrimmer", "available", "resident_bytes", "trim"]
+__all__ = ["HeapTrimmer", "available", "limit_arenas", "resident_bytes", "trim"]

@@ -8,8 +8,10 @@ import certctl_operator.controllers  # noqa: F401  (registers the controllers)
 from certctl_operator.controllers.lifecycle import (
     QUEUE_IDLE_SECONDS,
     OperatorMemo,
+    OperatorMemories,
     UnusedDiffBaseStorage,
     configure_kopf,
+    kinds_without_daemons,
 )
 
 
@@ -50,3 +52,29 @@ async def test_every_object_shares_the_operator_memo_instead_of_a_copy() -> None
     # A plain memo is what Kopf copies per object: the test above would see two new dicts.
     plain = kopf.Memo(context=context)
     assert await memories.recall_memo({"metadata": {"uid": "c"}}, memobase=plain) is not plain
+
+
+def test_the_kinds_without_daemons_are_those_the_registry_spawns_nothing_for() -> None:
+    lean = kinds_without_daemons(kopf.get_default_registry())
+    kinds = {kind for _, kind in lean}
+    assert {"ManagedCertificate", "NotificationEvent", "NotificationChannel"} <= kinds
+    # CA issuers publish CRLs and unsettled revocations are worked by daemons: they keep their own.
+    assert not kinds & {"Issuer", "ClusterIssuer", "Revocation"}
+    assert {api_version for api_version, _ in lean} == {"certctl.io/v1alpha1"}
+
+
+async def test_objects_of_kinds_without_daemons_share_one_empty_daemon_record() -> None:
+    memories = OperatorMemories(kinds_without_daemons(kopf.get_default_registry()))
+
+    def body(kind: str, uid: str) -> dict[str, object]:
+        return {"apiVersion": "certctl.io/v1alpha1", "kind": kind, "metadata": {"uid": uid}}
+
+    first = await memories.recall(body("ManagedCertificate", "a"))
+    second = await memories.recall(body("NotificationEvent", "b"))
+    revocation = await memories.recall(body("Revocation", "c"))
+    assert first.daemons_memory is second.daemons_memory
+    assert first.indexing_memory is second.indexing_memory
+    assert first.error_throttler is not second.error_throttler  # error back-off stays per object
+    assert revocation.daemons_memory is not first.daemons_memory
+    assert await memories.recall(body("ManagedCertificate", "a")) is first
+    assert all(not m.running_daemons for m in memories.iter_all_daemon_memories())

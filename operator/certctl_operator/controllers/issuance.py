@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,9 +99,10 @@ class Key(NamedTuple):
 
 
 def issuer_key(ref: IssuerReference, namespace: str) -> Key:
+    # Interned: every certificate of an issuer keeps its key, and ten thousand copies of its name add up.
     if ref.kind is IssuerKind.CLUSTER_ISSUER:
-        return Key(CLUSTER_ISSUER, "", ref.name)
-    return Key(ISSUER, namespace, ref.name)
+        return Key(CLUSTER_ISSUER, "", sys.intern(ref.name))
+    return Key(ISSUER, sys.intern(namespace), sys.intern(ref.name))
 
 
 def key_of(body: Any) -> Key:

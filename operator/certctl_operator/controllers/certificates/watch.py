@@ -10,6 +10,7 @@ that is not the operator's while a certificate is in conflict over it.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,7 +42,8 @@ async def certificate_event(
     type: str | None, event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any
 ) -> None:
     rt = runtime(memo)
-    key = Key(CERTIFICATE, body.metadata.namespace or "", body.metadata.name or "")
+    # The namespace interned: it is in every key and index entry of each of its certificates.
+    key = Key(CERTIFICATE, sys.intern(body.metadata.namespace or ""), body.metadata.name or "")
     if type == "DELETED":
         certificate_gone(rt, key)
         # A reconcile under way may still export the certificate's series (or keep a body it read

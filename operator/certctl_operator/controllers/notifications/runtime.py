@@ -12,6 +12,7 @@ rebuilt from Kopf's listing after a restart.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -200,7 +201,7 @@ class NotificationRuntime:
         except ValueError:
             phase = DeliveryPhase.PENDING
         tracked = TrackedEvent(
-            namespace=str(meta.get("namespace") or ""),
+            namespace=sys.intern(str(meta.get("namespace") or "")),  # shared by the events of a namespace
             name=str(meta.get("name") or ""),
             uid=uid,
             resource_version=str(meta.get("resourceVersion") or ""),
