@@ -1431,9 +1431,9 @@ def render(report: Report, command: str) -> str:
             "watch; whole seconds, rounded up by the operator), in two groups: retries due once every "
             "event had had its first attempt (steady), and those due while the first attempts of the "
             "events, all created within a minute, were still being made (creation burst; they wait "
-            "behind that work). Memory and CPU are the operator "
-            f"process's and its key-generation workers' ({s.processes} processes in all); the peak is "
-            "sampled twice a second from the first create on.",
+            "behind that work). Memory and CPU are those of the operator process and of every process "
+            f"it started ({s.processes} in all: key-generation workers start with the first RSA key); "
+            "the peak is sampled twice a second from the first create on.",
             "",
             "| objects | set up s | peak RSS MB | settled RSS MB | of which the operator process "
             "| settled CPU % of a core | asyncio tasks |",
