@@ -29,18 +29,22 @@ from typing import Any
 
 
 @functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
+def _libc_function(name: str, *argtypes: Any) -> Callable[..., int] | None:
+    """The C library's function ``name`` returning int, or None where there is no such function."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        function: Any = libc.malloc_trim
+        function: Any = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):
-        return None  # a C library without malloc_trim (musl)
-    function.argtypes = [ctypes.c_size_t]
+        return None  # a C library without it (musl)
+    function.argtypes = list(argtypes)
     function.restype = ctypes.c_int
-    trim_function: Callable[[int], int] = function
-    return trim_function
+    found: Callable[..., int] = function
+    return found
+
+
+def _malloc_trim() -> Callable[..., int] | None:
+    return _libc_function("malloc_trim", ctypes.c_size_t)
 
 
 M_ARENA_MAX = -8
@@ -50,30 +54,16 @@ ARENAS = 2
 """Malloc arenas of the operator process: the event loop's, and one its helper threads share."""
 
 
-@functools.cache
-def _mallopt() -> Callable[[int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        function: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int]
-    function.restype = ctypes.c_int
-    mallopt_function: Callable[[int, int], int] = function
-    return mallopt_function
-
-
 def limit_arenas(arenas: int = ARENAS) -> bool:
     """Let threads share ``arenas`` malloc arenas; True when the C library took the setting.
 
     glibc gives threads arenas of their own, up to eight per core: the thread
     pools of crypto work, DNS look-ups and blocking calls each fragment their
     own heap, and each keeps freed pages of its own. The operator's threads do
-    little allocating; sharing two arenas costs them nothing measurable.
-    Called before the process starts its threads (``certctl-operator run``).
+    little allocating, so they hardly ever wait for a shared arena. Called
+    before the process starts its threads (``certctl-operator run``).
     """
-    function = _mallopt()
+    function = _libc_function("mallopt", ctypes.c_int, ctypes.c_int)
     return bool(function(M_ARENA_MAX, arenas)) if function is not None else False
 
 

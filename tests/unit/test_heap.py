@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import textwrap
 import threading
 import time
 
 import pytest
+from tests.support.fresh_interpreter import run_probe
 
 from certctl_operator import heap
 from certctl_operator.controllers import lifecycle
@@ -43,11 +41,7 @@ PROBE = textwrap.dedent(
 
 @requires_malloc_trim
 def test_trim_gives_freed_pages_below_a_live_object_back() -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert run.returncode == 0, run.stderr
-    found = json.loads(run.stdout.strip().splitlines()[-1])
+    found = run_probe(PROBE)
     assert found["grown"] - found["before"] > 60 * MB
     assert found["after_free"] - found["before"] > 50 * MB  # freed, but still resident
     assert found["trimmed"] is True

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
+
+from tests.support.fresh_interpreter import run_probe
 
 # Run in a fresh interpreter: this one has imported these libraries already.
 PROBE = textwrap.dedent(
@@ -36,11 +35,7 @@ PROBE = textwrap.dedent(
 
 
 def test_the_operator_runs_without_the_sync_client_and_httpx_cli_and_kopf_logs_in_async() -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert run.returncode == 0, run.stderr
-    found = json.loads(run.stdout.strip().splitlines()[-1])
+    found = run_probe(PROBE)
     assert found["left_out"] is True
     assert found["again"] is False  # httpx is imported now: too late, nothing changes under it
     # Nor the ACME and DNS libraries (certctl_operator.deferred): no ACME issuer has run.

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
+
+from tests.support.fresh_interpreter import run_probe
 
 from certctl_operator.kube.lazy_client import exports_of
 
@@ -75,11 +74,7 @@ PROBE = textwrap.dedent(
 
 
 def test_the_operator_loads_only_the_models_it_uses_and_the_client_works_as_before() -> None:
-    run = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert run.returncode == 0, run.stderr
-    found = json.loads(run.stdout.strip().splitlines()[-1])
+    found = run_probe(PROBE)
     assert found["installed"] is True
     assert found["again"] is False  # too late once imported: nothing is replaced under the importers
     # Of about 770 models: those Kopf names and the one deserialized here, with what they refer to.
