@@ -18,10 +18,8 @@ from certctl_operator import __version__
 
 
 def _run(args: argparse.Namespace) -> int:
-    from certctl_operator import heap, slim_imports
+    from certctl_operator import slim_imports
     from certctl_operator.kube import lazy_client
-
-    heap.limit_arenas()  # before any thread is started
 
     # Before Kopf or the operator imports them: what the operator never runs stays on disk.
     lazy_client.install()

@@ -47,26 +47,6 @@ def _malloc_trim() -> Callable[..., int] | None:
     return _libc_function("malloc_trim", ctypes.c_size_t)
 
 
-M_ARENA_MAX = -8
-"""glibc's mallopt parameter for the most malloc arenas (malloc.h)."""
-
-ARENAS = 2
-"""Malloc arenas of the operator process: the event loop's, and one its helper threads share."""
-
-
-def limit_arenas(arenas: int = ARENAS) -> bool:
-    """Let threads share ``arenas`` malloc arenas; True when the C library took the setting.
-
-    glibc gives threads arenas of their own, up to eight per core: the thread
-    pools of crypto work, DNS look-ups and blocking calls each fragment their
-    own heap, and each keeps freed pages of its own. The operator's threads do
-    little allocating, so they hardly ever wait for a shared arena. Called
-    before the process starts its threads (``certctl-operator run``).
-    """
-    function = _libc_function("mallopt", ctypes.c_int, ctypes.c_int)
-    return bool(function(M_ARENA_MAX, arenas)) if function is not None else False
-
-
 def available() -> bool:
     """Whether this process's C library can give free heap pages back."""
     return _malloc_trim() is not None
@@ -112,4 +92,4 @@ class HeapTrimmer:
             self._after_last = resident
 
 
-__all__ = ["HeapTrimmer", "available", "limit_arenas", "resident_bytes", "trim"]
+__all__ = ["HeapTrimmer", "available", "resident_bytes", "trim"]

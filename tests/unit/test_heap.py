@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-import threading
 import time
 
 import pytest
@@ -92,19 +91,3 @@ async def test_the_loop_trims_after_a_burst_and_leaves_a_quiet_process_alone(
         with pytest.raises(asyncio.CancelledError):
             await task
     assert len(trims) == 1
-
-
-@requires_malloc_trim
-def test_the_arena_limit_is_taken_and_threads_still_allocate() -> None:
-    assert heap.limit_arenas()
-    results: list[int] = []
-
-    def allocate() -> None:
-        results.append(len(bytes(100_000)))
-
-    threads = [threading.Thread(target=allocate) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert results == [100_000] * 4
