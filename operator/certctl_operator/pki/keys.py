@@ -199,12 +199,14 @@ def load_private_key(
     Raises :class:`InvalidKeyError` for unreadable, encrypted or unsupported
     keys (the message never quotes the data).
 
-    ``full_rsa_check=False`` is for keys that are only compared (with a
-    certificate, with a spec), never used to sign: OpenSSL's full check of an
-    RSA key tests its primes, about 50 ms for 2048 bits, so in a burst of
+    ``full_rsa_check=False`` is for a certificate's own key read back from its
+    Secret: compared with the certificate and the spec, and carried into the
+    next certificate when the key is reused. OpenSSL's full check of an RSA
+    key tests its primes, about 50 ms for 2048 bits, so in a burst of
     certificates it was the operator's largest cost. The key's numbers are
     then checked to agree with each other instead (``p * q = n``, ``d`` the
     inverse of ``e``), which catches a damaged or spliced key in microseconds.
+    Keys that sign for others (CA and OCSP responder keys) keep the full check.
     """
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if b"-----BEGIN" not in raw or b"PRIVATE KEY-----" not in raw:

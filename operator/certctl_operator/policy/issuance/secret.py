@@ -158,7 +158,7 @@ def examine_secret(
         problems.append((Mismatch.SECRET, "the Secret has no tls.key"))
     else:
         try:
-            # Compared with the certificate and the spec only, never used to sign: see full_rsa_check.
+            # The certificate's own key, not a CA's: see full_rsa_check.
             key = load_private_key(key_pem, "tls.key", full_rsa_check=False)
         except InvalidKeyError as error:
             problems.append((Mismatch.SECRET, error.message))
