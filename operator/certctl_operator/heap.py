@@ -29,22 +29,17 @@ from typing import Any
 
 
 @functools.cache
-def _libc_function(name: str, *argtypes: Any) -> Callable[..., int] | None:
-    """The C library's function ``name`` returning int, or None where there is no such function."""
+def _malloc_trim() -> Callable[[int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        function: Any = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+        function: Any = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):
-        return None  # a C library without it (musl)
-    function.argtypes = list(argtypes)
+        return None  # a C library without malloc_trim (musl)
+    function.argtypes = [ctypes.c_size_t]
     function.restype = ctypes.c_int
-    found: Callable[..., int] = function
-    return found
-
-
-def _malloc_trim() -> Callable[..., int] | None:
-    return _libc_function("malloc_trim", ctypes.c_size_t)
+    trim_function: Callable[[int], int] = function
+    return trim_function
 
 
 def available() -> bool:

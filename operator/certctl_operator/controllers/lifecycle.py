@@ -90,11 +90,11 @@ class OperatorMemories(ResourceMemories):
         noticed_by_listing: bool = False,
         ephemeral: bool = False,
     ) -> ResourceMemory:
-        new = self._build_key(raw_body) not in self._items
         memory = await super().recall(
             raw_body, memobase=memobase, noticed_by_listing=noticed_by_listing, ephemeral=ephemeral
         )
-        if new and (raw_body.get("apiVersion"), raw_body.get("kind")) in self._lean_kinds:
+        # Set on every recall (the same two objects): cheaper than looking the object up twice.
+        if (raw_body.get("apiVersion"), raw_body.get("kind")) in self._lean_kinds:
             memory.daemons_memory = self._no_daemons
             memory.indexing_memory = self._no_indexing
         return memory

@@ -68,6 +68,17 @@ def watched_body(raw: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
+def packed_json(value: Any) -> bytes:
+    """``value`` as compact JSON compressed at :data:`KEPT_BODY_COMPRESSION` (see KeptBody)."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return zlib.compress(text.encode("utf-8"), KEPT_BODY_COMPRESSION)
+
+
+def unpacked_json(packed: bytes) -> Any:
+    """The value :func:`packed_json` packed, newly parsed."""
+    return json.loads(zlib.decompress(packed))
+
+
 @dataclass(frozen=True, slots=True)
 class KeptBody:
     """An object's body kept between reconciles as compressed compact JSON, with the version it is of.
@@ -91,11 +102,10 @@ class KeptBody:
         if not isinstance(metadata, Mapping):
             metadata = {}
         uid, version = metadata.get("uid"), metadata.get("resourceVersion")
-        text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
         return cls(
             None if uid is None else str(uid),
             None if version is None else str(version),
-            zlib.compress(text.encode("utf-8"), KEPT_BODY_COMPRESSION),
+            packed_json(raw),
         )
 
     @property
@@ -105,5 +115,5 @@ class KeptBody:
 
     def body(self) -> dict[str, Any]:
         """A newly parsed copy of the body."""
-        parsed: dict[str, Any] = json.loads(zlib.decompress(self.packed))
+        parsed: dict[str, Any] = unpacked_json(self.packed)
         return parsed

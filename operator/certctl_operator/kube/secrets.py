@@ -26,7 +26,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from certctl_operator.kube.compact import KEPT_BODY_COMPRESSION, compact_strings
+from certctl_operator.kube.compact import compact_strings, packed_json, unpacked_json
 from certctl_operator.policy.issuers import SecretSnapshot
 
 FIELD_MANAGER = "certctl-operator"
@@ -115,9 +114,7 @@ def snapshot(body: Mapping[str, Any]) -> StoredSecret:
         resource_version=metadata.get("resourceVersion"),
         uid=metadata.get("uid"),
         created_fields_packed=(
-            zlib.compress(json.dumps(list(managed), separators=(",", ":")).encode(), KEPT_BODY_COMPRESSION)
-            if any(_ours_by_create(entry) for entry in managed)
-            else b""
+            packed_json(list(managed)) if any(_ours_by_create(entry) for entry in managed) else b""
         ),
     )
 
@@ -126,7 +123,7 @@ def created_fields(secret: SecretSnapshot | None) -> tuple[Mapping[str, Any], ..
     """The ``managedFields`` to hand over before applying to ``secret`` (empty: nothing to hand over)."""
     if not isinstance(secret, StoredSecret) or not secret.created_fields_packed:
         return ()
-    return tuple(json.loads(zlib.decompress(secret.created_fields_packed)))
+    return tuple(unpacked_json(secret.created_fields_packed))
 
 
 def _merge_fields(into: dict[str, Any], more: Mapping[str, Any]) -> None:
