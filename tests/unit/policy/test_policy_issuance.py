@@ -445,6 +445,25 @@ def test_a_secret_one_revision_ahead_that_fits_is_adopted(ca: GeneratedCA) -> No
     )
 
 
+def test_a_secret_several_revisions_ahead_that_fits_is_adopted_not_issued_again(ca: GeneratedCA) -> None:
+    # Revisions 2 and 3 were written for two spec changes while the status writes lost races with
+    # another client's edits: the status still records revision 1, the Secret fits revision 3.
+    view = ca_view(ca)
+    _, first = write(certificate(), view, 1)
+    cert = issued_cert(certificate(), first)
+    changed = certificate(status=cert.status.dump(), generation=3, dnsNames=["new.example.test"])
+    ahead, third = write(changed, view, 3)
+    decision = decide(changed, examine(changed, ahead, view), problems=[], issuer_ready=True, now=NOW)
+    assert (decision.action, decision.revision) == (Action.ADOPT, 3)
+    adopted = status_after_issuance(changed, third, renew_request=decision.renew_request, now=NOW)
+    assert (adopted.revision, adopted.serial_number) == (3, third.serial)
+    # A Secret of an older revision than the status records is replaced, never adopted.
+    _, fifth = write(changed, view, 5)
+    newer = issued_cert(changed, fifth)
+    behind = decide(newer, examine(newer, ahead, view), problems=[], issuer_ready=True, now=NOW)
+    assert (behind.action, behind.reason, behind.revision) == (Action.ISSUE, Reason.SECRET_MISMATCH, 6)
+
+
 def test_a_fresh_certificate_adopts_a_matching_secret_it_wrote_before() -> None:
     view = self_signed_view()
     secret, _ = write(certificate(), view, 1)

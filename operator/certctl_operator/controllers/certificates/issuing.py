@@ -3,8 +3,9 @@
 * **Issue**: sign (or order from an ACME CA), write the Secret (annotated
   with the revision and serial it holds), announce it, then record it in the
   status.
-* **Adopt**: a Secret one revision ahead of the status was written by an
-  operator that died before recording it: record it, do not issue again.
+* **Adopt**: a Secret ahead of the status was written by an operator that
+  died before recording it, or whose status write lost a race: record it, do
+  not issue again.
 * **Fail** (and **Conflict**): the status says why and when the next attempt
   is. A Secret that is not this certificate's to write (one the operator did
   not write, or one another certificate holds) is left untouched.

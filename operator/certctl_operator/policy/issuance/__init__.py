@@ -10,8 +10,11 @@ The idempotency protocol
 The Secret is written before the status, and it carries what the status will
 say: ``certctl.io/revision`` and ``certctl.io/serial-number`` annotations.
 An operator killed between the two writes leaves a Secret one revision ahead
-of the status. The next reconcile *adopts* such a Secret (status revision
-``R``, Secret revision ``R + 1``, content matching the spec and the issuer)
+of the status; so does a status write that lost a race with another
+client's edit (it carries the resourceVersion it was computed from), and
+when the spec changes meanwhile the Secret can end up several revisions
+ahead. The next reconcile *adopts* such a Secret (status revision ``R``,
+Secret revision above ``R``, content matching the spec and the issuer)
 instead of issuing again, so no revision is ever issued twice and the Secret
 and the status end up agreeing. A new issuance always takes the revision
 after the highest one seen in the status or in the certificate's own Secret,
