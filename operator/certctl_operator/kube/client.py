@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 DEFAULT_REQUEST_TIMEOUT = 30.0
@@ -18,6 +20,26 @@ DEFAULT_REQUEST_TIMEOUT = 30.0
 
 READ_BUFFER_BYTES = 2**21
 """aiohttp's read buffer per connection: watch events of large objects exceed its default."""
+
+
+async def json_response(call: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """The JSON body of an API call, as a dict; raises ApiException as the call would.
+
+    The client's model objects (a parsed date in every managedFields entry, a
+    class per nested field) cost more to build than the request itself, and
+    every caller of this wants a dict or nothing of the response at all.
+    """
+    response = await call(*args, _preload_content=False, **kwargs)
+    try:
+        data = await response.read()
+    finally:
+        response.release()
+    if not 200 <= response.status <= 299:
+        error = ApiException(status=response.status, reason=response.reason)
+        error.body, error.headers = data, response.headers
+        raise error
+    result: dict[str, Any] = json.loads(data)
+    return result
 
 
 class TokenBucket:

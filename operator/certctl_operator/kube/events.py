@@ -18,6 +18,7 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from certctl_operator.kube.client import json_response
 from certctl_operator.policy.clock import format_rfc3339, utc_now
 from certctl_operator.policy.renewal import object_name
 
@@ -82,7 +83,7 @@ async def post_event(
         "count": 1,
     }
     try:
-        await client.CoreV1Api(api).create_namespaced_event(namespace, body)
+        await json_response(client.CoreV1Api(api).create_namespaced_event, namespace, body)
     except ApiException as error:
         if error.status == 409 and name is not None:
             return False

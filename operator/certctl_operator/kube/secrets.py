@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from certctl_operator.kube.client import json_response
 from certctl_operator.kube.compact import compact_strings, packed_json, unpacked_json
 from certctl_operator.policy.issuers import SecretSnapshot
 
@@ -163,30 +163,10 @@ def handed_over(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return result
 
 
-async def _as_json(call: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """The JSON body of an API call, as a dict; raises ApiException as the call would.
-
-    Every caller here wants the Secret as a dict (see :func:`snapshot`): the
-    client's model objects, with a parsed date in every managedFields entry,
-    would only be turned back into one.
-    """
-    response = await call(*args, _preload_content=False, **kwargs)
-    try:
-        data = await response.read()
-    finally:
-        response.release()
-    if not 200 <= response.status <= 299:
-        error = ApiException(status=response.status, reason=response.reason)
-        error.body, error.headers = data, response.headers
-        raise error
-    result: dict[str, Any] = json.loads(data)
-    return result
-
-
 async def read_secret(api: Any, *, namespace: str, name: str) -> StoredSecret | None:
     """The Secret ``namespace/name``, or None when it does not exist."""
     try:
-        secret = await _as_json(client.CoreV1Api(api).read_namespaced_secret, name, namespace)
+        secret = await json_response(client.CoreV1Api(api).read_namespaced_secret, name, namespace)
     except ApiException as error:
         if error.status == 404:
             return None
@@ -211,7 +191,7 @@ async def list_json(
         options = {**kwargs, "limit": limit}
         if token:
             options["_continue"] = token
-        page = await _as_json(call, *args, **options)
+        page = await json_response(call, *args, **options)
         metadata = page.get("metadata") or {}
         version = str(metadata.get("resourceVersion") or "")
         items = page.get("items") or []
@@ -267,7 +247,7 @@ async def create_secret(
     )
     core: Any = client.CoreV1Api(api)
     return snapshot(
-        await _as_json(core.create_namespaced_secret, namespace, body, field_manager=FIELD_MANAGER)
+        await json_response(core.create_namespaced_secret, namespace, body, field_manager=FIELD_MANAGER)
     )
 
 
@@ -300,7 +280,7 @@ async def apply_secret(
         handover = {
             "metadata": {"resourceVersion": resource_version, "managedFields": handed_over(hand_over)}
         }
-        handed = await _as_json(
+        handed = await json_response(
             core.patch_namespaced_secret,
             name,
             namespace,
@@ -311,7 +291,7 @@ async def apply_secret(
         resource_version = handed["metadata"]["resourceVersion"]
     if resource_version is not None:
         body["metadata"]["resourceVersion"] = resource_version
-    result = await _as_json(
+    result = await json_response(
         core.patch_namespaced_secret,
         name,
         namespace,
