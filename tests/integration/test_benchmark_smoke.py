@@ -59,7 +59,8 @@ def test_benchmark_runs_every_certctl_part_at_a_tiny_size(tmp_path: Path) -> Non
         assert measured["writes_per_cert"] > 0
         cpu = measured["cpu_seconds"]
         assert 0 < cpu["controller_main_process"] <= cpu["controller"]
-        assert cpu["kube_apiserver"] > 0 and cpu["etcd"] > 0 and cpu["benchmark_client"] > 0
+        # Each process's share of a burst this small can be below the 10 ms CPU time is counted in.
+        assert cpu["kube_apiserver"] + cpu["etcd"] > 0 and cpu["benchmark_client"] > 0
     assert burst["reads_per_cert"] > 0
     # The RSA keys came from the key-generation workers, whose CPU is the controller's too.
     assert rsa["cpu_seconds"]["controller"] > rsa["cpu_seconds"]["controller_main_process"]

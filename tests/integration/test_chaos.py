@@ -77,6 +77,11 @@ ENV = {
     "CERTCTL_RECONCILE_WORKERS": "8",
 }
 PHASE_DONE = ("Sent", "Dead")
+RECEIVER_LAG_S = 1.0
+"""How much later than it was sent the receiver may record a request: its thread shares the test
+process with the kill loop, so a request sent just before a kill can be recorded after the
+moment the kill was taken at (seen once in CI: a repeat with its first arrival after the kill
+that caused it)."""
 
 
 def scripted_failures(index: int) -> int | None:
@@ -448,7 +453,7 @@ def test_chaos_sigkills_lose_nothing_issue_nothing_twice_and_leak_nothing(
             expected = failures + 1
         assert len(keys) >= expected, (name, len(keys), expected)
         arrived = receiver.arrivals[name]
-        kills_during = sum(1 for moment in killed_at if arrived[0] < moment < arrived[-1])
+        kills_during = sum(1 for moment in killed_at if arrived[0] - RECEIVER_LAG_S < moment < arrived[-1])
         assert len(keys) - expected <= kills_during, (
             f"{name}: {len(keys) - expected} repeats but {kills_during} kills while it was being sent"
         )
