@@ -614,6 +614,23 @@ def test_failures_back_off_exponentially_from_the_status() -> None:
     assert next_action_time(again, NOW + BASE) == NOW + 3 * BASE
 
 
+def test_a_retry_whose_time_passed_before_it_was_scheduled_is_due_at_once() -> None:
+    # The retry time is whole seconds: a failure 990 ms into a second is due one back-off after the
+    # start of that second, which can pass before the status write that records it returns. In CI,
+    # with a one-second back-off, such a retry was due 10 ms after its failure and never ran.
+    failed_at = NOW + timedelta(milliseconds=990)
+    cert = failed(certificate(), now=failed_at)
+    assert cert.status.next_attempt_time == NOW + BASE
+    written = NOW + BASE + timedelta(milliseconds=20)
+    assert next_action_time(cert, written) == written
+    assert next_action_time(cert, failed_at) == NOW + BASE
+    # The reconcile it brings issues (or fails again, with a later retry): nothing is due at once after.
+    missing = SecretExamination(exists=False)
+    assert decide(cert, missing, problems=[], issuer_ready=True, now=written).action is Action.ISSUE
+    again = failed(cert, now=written)
+    assert next_action_time(again, written) == NOW + BASE + 2 * BASE
+
+
 def test_back_off_is_skipped_for_a_new_spec_or_an_issuer_that_recovered() -> None:
     missing = SecretExamination(exists=False)
     issuer_failure = failed(certificate(), Reason.ISSUER_NOT_READY)

@@ -109,8 +109,6 @@ def next_action_time(cert: ManagedCertificate, now: datetime) -> datetime | None
         return None
     revoked = current_serial_revoked(status)
     candidates: list[datetime] = []
-    if status.failed_issuance_attempts and status.next_attempt_time is not None:
-        candidates.append(status.next_attempt_time)
     if not revoked:
         if status.renewal_time is not None:
             candidates.append(status.renewal_time)
@@ -120,4 +118,10 @@ def next_action_time(cert: ManagedCertificate, now: datetime) -> datetime | None
     if notice is not None:
         candidates.append(notice)
     future = [when for when in candidates if when > now]
+    if status.failed_issuance_attempts and status.next_attempt_time is not None:
+        # A retry stays due once its time has passed, and then runs now. Its time is whole seconds
+        # (the failure's second plus the back-off), so with a short back-off it can pass before the
+        # status that records it is written; dropped as past, the retry would never run. The
+        # reconcile it brings clears it or sets a later one, so it does not come back at once.
+        future.append(max(status.next_attempt_time, now))
     return min(future) if future else None
