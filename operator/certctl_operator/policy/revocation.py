@@ -29,6 +29,7 @@ their notAfter (:func:`encode_issued`): what the OCSP responder answers
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -80,6 +81,9 @@ PENDING_RETRY_BASE = timedelta(seconds=2)
 PENDING_RETRY_CAP = timedelta(minutes=5)
 
 
+_HEX_DIGITS = re.compile("[0-9a-f]+")
+
+
 def normalize_serial(value: str | int) -> str:
     """A serial number as lowercase hexadecimal in whole octets, without separators.
 
@@ -93,7 +97,7 @@ def normalize_serial(value: str | int) -> str:
     else:
         text = value.strip().lower().replace(":", "").replace(" ", "")
         text = text.removeprefix("0x")
-        if not text or any(c not in "0123456789abcdef" for c in text):
+        if not _HEX_DIGITS.fullmatch(text):
             raise ValueError(f"serial number {value!r} is not hexadecimal")
         number = int(text, 16)
     if number <= 0:

@@ -464,6 +464,21 @@ def test_a_secret_several_revisions_ahead_that_fits_is_adopted_not_issued_again(
     assert (behind.action, behind.reason, behind.revision) == (Action.ISSUE, Reason.SECRET_MISMATCH, 6)
 
 
+def test_the_status_after_an_issuance_leaves_the_status_it_started_from_as_it_was(ca: GeneratedCA) -> None:
+    view = ca_view(ca)
+    _, first = write(certificate(), view, 1)
+    cert = issued_cert(
+        certificate(status={"failedIssuanceAttempts": 2, "revokedSerialNumbers": ["0a"]}), first
+    )
+    before = cert.status.dump()
+    _, second = write(cert, view, 2)
+    later = NOW + timedelta(hours=1)
+    after = status_after_issuance(cert, second, renew_request="now", now=later)
+    assert cert.status.dump() == before
+    assert (after.revision, after.serial_number, after.last_renew_request) == (2, second.serial, "now")
+    assert after.revoked_serial_numbers == ["0a"] and after.failed_issuance_attempts is None
+
+
 def test_a_fresh_certificate_adopts_a_matching_secret_it_wrote_before() -> None:
     view = self_signed_view()
     secret, _ = write(certificate(), view, 1)
