@@ -123,6 +123,10 @@ class WorkQueue(Generic[K]):
 
     # ------------------------------------------------------------------ introspection
 
+    def processing(self, key: K) -> bool:
+        """Whether ``key`` is being processed now."""
+        return key in self._active
+
     @property
     def pending(self) -> int:
         """Keys waiting for or in processing."""

@@ -65,6 +65,9 @@ def test_benchmark_runs_every_certctl_part_at_a_tiny_size(tmp_path: Path) -> Non
     # The RSA keys came from the key-generation workers, whose CPU is the controller's too.
     assert rsa["cpu_seconds"]["controller"] > rsa["cpu_seconds"]["controller_main_process"]
     assert set(data["keygen"]) == {"2"}
+    # Timed before the bursts and after them; the ratio uses their mean.
+    samples = data["keygen_samples"]["2"]
+    assert len(samples) == 2 and data["keygen"]["2"] == pytest.approx(sum(samples) / 2)
 
     steady = data["steady"]
     assert steady["certificates"] == 20

@@ -17,11 +17,25 @@ from certctl_operator.api.metadata_keys import LABEL_MANAGED_BY_CERTIFICATE
 from certctl_operator.context import OperatorContext
 from certctl_operator.controllers.certificates.watch import secret_changed
 from certctl_operator.controllers.issuance import IssuanceRuntime
-from certctl_operator.kube import secrets
-from certctl_operator.kube.label_watch import LabelWatch
+from certctl_operator.kube.list_watch import Known, ListWatch, OnEvent, secrets_list_call
 from certctl_operator.settings import Settings
 
 NOTICED_WITHIN = 15.0
+
+
+def secret_watch(api: Any, namespace: str, on_event: OnEvent, known: Known, **options: Any) -> ListWatch:
+    """The operator's Secrets in ``namespace``, as the operator watches them."""
+    return ListWatch(
+        api,
+        secrets_list_call,
+        (namespace,),
+        on_event,
+        known,
+        label_selector=LABEL_MANAGED_BY_CERTIFICATE,
+        kind="Secret",
+        what="the operator's Secrets",
+        **options,
+    )
 
 
 def _secret(name: str, *, ours: bool, value: str = "v1") -> async_client.V1Secret:
@@ -45,10 +59,8 @@ async def _until(what: str, probe: Any, changed: asyncio.Event) -> None:
 
 
 def test_the_operators_secrets_are_listed_page_by_page_then_watched_and_others_are_created_unread(
-    kubeconfig: Path, namespace: str, monkeypatch: pytest.MonkeyPatch
+    kubeconfig: Path, namespace: str
 ) -> None:
-    monkeypatch.setattr(secrets, "LIST_PAGE", 2)
-
     async def scenario() -> None:
         api = await async_api(kubeconfig)
         core = async_client.CoreV1Api(api)
@@ -69,13 +81,8 @@ def test_the_operators_secrets_are_listed_page_by_page_then_watched_and_others_a
             changed.set()
 
         # A server timeout of one second: the watch resumes again and again while this runs.
-        watch = LabelWatch(
-            api,
-            LABEL_MANAGED_BY_CERTIFICATE,
-            (namespace,),
-            on_event,
-            known=lambda _: list(rt.secrets),
-            watch_seconds=1,
+        watch = secret_watch(
+            api, namespace, on_event, known=lambda _: list(rt.secrets), watch_seconds=1, page_size=2
         )
         try:
             assert await watch.start()
@@ -173,9 +180,7 @@ def test_a_list_that_replaces_a_watch_reports_what_went_meanwhile(kubeconfig: Pa
             events.append((kind, raw["metadata"]["name"]))
             secret_changed(rt, kind, raw)
 
-        watch = LabelWatch(
-            api, LABEL_MANAGED_BY_CERTIFICATE, (namespace,), on_event, known=lambda _: list(rt.secrets)
-        )
+        watch = secret_watch(api, namespace, on_event, known=lambda _: list(rt.secrets))
         try:
             assert await watch.start()
             await watch.stop()  # as if the connection were lost for long
@@ -217,7 +222,7 @@ def test_a_secret_its_consumer_fails_on_is_logged_and_the_watch_goes_on(
             seen.append(name)
             changed.set()
 
-        watch = LabelWatch(api, LABEL_MANAGED_BY_CERTIFICATE, (namespace,), on_event, known=lambda _: [])
+        watch = secret_watch(api, namespace, on_event, known=lambda _: [])
         try:
             await core.create_namespaced_secret(
                 namespace, _secret("broken-tls", ours=True, value="secret-material")
@@ -234,9 +239,9 @@ def test_a_secret_its_consumer_fails_on_is_logged_and_the_watch_goes_on(
             await watch.stop()
             await api.close()
 
-    with caplog.at_level("ERROR", logger="certctl.label-watch"):
+    with caplog.at_level("ERROR", logger="certctl.list-watch"):
         asyncio.run(scenario())
-    failures = [r.getMessage() for r in caplog.records if r.name == "certctl.label-watch"]
+    failures = [r.getMessage() for r in caplog.records if r.name == "certctl.list-watch"]
     assert failures == [
         f"handling ADDED of Secret {namespace}/broken-tls failed: ValueError",
         f"handling MODIFIED of Secret {namespace}/broken-tls failed: ValueError",

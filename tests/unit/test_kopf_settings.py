@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import kopf
+from kopf._cogs.structs.references import Resource
 
 import certctl_operator.controllers  # noqa: F401  (registers the controllers)
 from certctl_operator.controllers.lifecycle import (
@@ -57,10 +58,20 @@ async def test_every_object_shares_the_operator_memo_instead_of_a_copy() -> None
 def test_the_kinds_without_daemons_are_those_the_registry_spawns_nothing_for() -> None:
     lean = kinds_without_daemons(kopf.get_default_registry())
     kinds = {kind for _, kind in lean}
-    assert {"ManagedCertificate", "NotificationEvent", "NotificationChannel"} <= kinds
+    assert {"NotificationEvent", "NotificationChannel"} <= kinds
     # CA issuers publish CRLs and unsettled revocations are worked by daemons: they keep their own.
     assert not kinds & {"Issuer", "ClusterIssuer", "Revocation"}
+    # Not watched by Kopf at all (a list-then-watch of their own): no memories to share.
+    assert "ManagedCertificate" not in kinds
     assert {api_version for api_version, _ in lean} == {"certctl.io/v1alpha1"}
+
+
+def test_kopf_does_not_watch_managed_certificates() -> None:
+    registry = kopf.get_default_registry()
+    resource = Resource("certctl.io", "v1alpha1", "managedcertificates", kind="ManagedCertificate")
+    # Kopf watches a kind when any of these has a handler for it.
+    for handlers in (registry._watching, registry._changing, registry._spawning, registry._indexing):
+        assert not handlers.has_handlers(resource)
 
 
 async def test_objects_of_kinds_without_daemons_share_one_empty_daemon_record() -> None:
@@ -69,12 +80,12 @@ async def test_objects_of_kinds_without_daemons_share_one_empty_daemon_record() 
     def body(kind: str, uid: str) -> dict[str, object]:
         return {"apiVersion": "certctl.io/v1alpha1", "kind": kind, "metadata": {"uid": uid}}
 
-    first = await memories.recall(body("ManagedCertificate", "a"))
+    first = await memories.recall(body("NotificationChannel", "a"))
     second = await memories.recall(body("NotificationEvent", "b"))
     revocation = await memories.recall(body("Revocation", "c"))
     assert first.daemons_memory is second.daemons_memory
     assert first.indexing_memory is second.indexing_memory
     assert first.error_throttler is not second.error_throttler  # error back-off stays per object
     assert revocation.daemons_memory is not first.daemons_memory
-    assert await memories.recall(body("ManagedCertificate", "a")) is first
+    assert await memories.recall(body("NotificationChannel", "a")) is first
     assert all(not m.running_daemons for m in memories.iter_all_daemon_memories())

@@ -1,13 +1,14 @@
 """Controllers: thin glue between Kubernetes objects and the pure domain modules.
 
 Importing this package registers every controller with Kopf's default registry.
-Each kind has a package split by responsibility (``watch`` registers with Kopf,
+Each kind has a package split by responsibility (``watch`` registers with Kopf
+or, for ManagedCertificates, starts their own list-then-watch,
 ``reconcile`` decides with :mod:`certctl_operator.policy` and writes what
 :mod:`certctl_operator.status` builds, ``announce`` posts Events and creates
 NotificationEvents as API models), and follows one of two patterns:
 
 1. **A keyed work queue** (:class:`~certctl_operator.workqueue.WorkQueue`):
-   ``@kopf.on.event`` handlers only put object keys on the queue, workers
+   watch event handlers only put object keys on the queue, workers
    reconcile, and one scheduler task wakes each key at the due time its
    status gives (renewal, retry, expiry notice). ManagedCertificates,
    Issuers and ClusterIssuers (:mod:`.issuance` is their shared runtime),

@@ -4,19 +4,20 @@ It holds the object keys, the watched bodies and indexes both controllers
 read, the ``reconciler`` registry the queue dispatches to, and the start-up
 and clean-up of the queue.
 
-Kopf is used for what it does well: watching. ``@kopf.on.event`` handlers
-for ManagedCertificates, Issuers and ClusterIssuers, and the label watch of
-the operator's own Secrets (:mod:`certctl_operator.kube.label_watch`), only
-put keys on a :class:`~certctl_operator.workqueue.WorkQueue`;
-the reconcilers read fresh objects and do the work. Each reconcile ends by
-scheduling its object's next action (renewal, retry after a failure, an
-expiry notice, a CA re-check) from its status, so:
+Kopf's ``@kopf.on.event`` handlers for Issuers and ClusterIssuers, and the
+plain list-then-watches of ManagedCertificates and of the operator's own
+Secrets (:mod:`certctl_operator.kube.list_watch`: no per-object machinery for
+ten thousand of each), only put keys on a
+:class:`~certctl_operator.workqueue.WorkQueue`; the reconcilers read fresh
+objects and do the work. Each reconcile ends by scheduling its object's next
+action (renewal, retry after a failure, an expiry notice, a CA re-check) from
+its status, so:
 
 * there is no task per object: ten thousand healthy certificates are ten
   thousand heap entries and one sleeping scheduler task;
-* nothing that matters lives only in memory: after a restart, Kopf's initial
-  listing reconciles every object once and the schedule is rebuilt from the
-  status subresources;
+* nothing that matters lives only in memory: after a restart, the watches'
+  initial listings reconcile every object once and the schedule is rebuilt
+  from the status subresources;
 * an object is never reconciled by two workers at once.
 
 The in-memory maps below are indexes and caches rebuilt from watch events;
@@ -50,7 +51,7 @@ from certctl_operator.api.metadata_keys import (
 )
 from certctl_operator.context import OperatorContext
 from certctl_operator.kube.compact import KeptBody
-from certctl_operator.kube.label_watch import LabelWatch
+from certctl_operator.kube.list_watch import ListWatch
 from certctl_operator.kube.objects import get_object
 from certctl_operator.kube.secret_watch import secret_watcher
 from certctl_operator.kube.secrets import StoredSecret, read_secret
@@ -165,6 +166,9 @@ class IssuanceRuntime:
     # resourceVersions this operator wrote itself: their watch events need no reconcile.
     own_writes: dict[Key, str] = field(default_factory=dict)
     own_secret_writes: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Watch events that came while their certificate was being reconciled, judged when it ends
+    # (see wake): each tells whether its event was of one of the operator's own writes.
+    undecided_events: dict[Key, list[Callable[[], bool]]] = field(default_factory=dict)
     # Per-certificate metric records (CertificateSeries), read when Prometheus scrapes.
     certificate_metrics: dict[Key, Any] = field(default_factory=dict)
     # uid of each object, from watch events and reads: log records name the object by it.
@@ -172,10 +176,12 @@ class IssuanceRuntime:
     # The latest body of each certificate: its watch events and this operator's writes, as compact
     # JSON text (see KeptBody) without metadata.managedFields.
     certificate_bodies: dict[Key, KeptBody] = field(default_factory=dict)
-    # The operator's own Secrets (those the label watch sees) as last seen or written.
+    # The operator's own Secrets (those their watch selects by label) as last seen or written.
     secrets: dict[tuple[str, str], StoredSecret] = field(default_factory=dict)
-    # The list-then-watch that keeps ``secrets`` (controllers/certificates/watch.py starts it).
-    secret_watch: LabelWatch | None = None
+    # The list-then-watches that keep ``secrets`` and feed ``certificate_bodies`` and the queue
+    # (controllers/certificates/watch.py starts them).
+    secret_watch: ListWatch | None = None
+    certificate_watch: ListWatch | None = None
     # Certificates whose next reconcile reads the certificate and its Secret from the API server.
     read_afresh: set[Key] = field(default_factory=set)
     # Changes the watch of each issuer's CA Secret reported (see CachedCheck.ca_generation).
@@ -221,7 +227,25 @@ class IssuanceRuntime:
         if function is None:
             logger.error("no reconciler for %s", key.kind)
             return
-        await function(self, key)
+        try:
+            await function(self, key)
+        finally:
+            undecided = self.undecided_events.pop(key, None)
+            if undecided and not all(own_write() for own_write in undecided):
+                # Still being processed: the queue processes it again right after.
+                self.queue.add(key)
+
+    def wake(self, key: Key, own_write: Callable[[], bool]) -> None:
+        """Reconcile ``key`` for a watch event unless ``own_write()`` says it was the operator's own write.
+
+        The watch often brings the event of a write before the write's own answer is in, so an
+        event that comes while ``key`` is being reconciled is judged when that reconcile ends:
+        an issuance's own Secret and status then cost no second reconcile.
+        """
+        if self.queue.processing(key):
+            self.undecided_events.setdefault(key, []).append(own_write)
+        elif not own_write():
+            self.queue.add(key)
 
     # ------------------------------------------------------------------ indexes
 
@@ -470,11 +494,9 @@ def runtime(memo: Any) -> IssuanceRuntime:
 
 
 WATCH_HANDLERS = (
-    "certificate_event",
     "issuer_event",
     "cluster_issuer_event",
-    # controllers/publishing/index.py: the OCSP responder's indexes of serials and revocations.
-    "pki-issued-index",
+    # controllers/publishing/index.py: the OCSP responder's revocation lists of CA issuers.
     "pki-issuer-index",
 )
 

@@ -1,6 +1,6 @@
 """One server-side filtered watch per Secret that an issuer or a notification channel references.
 
-The operator's own Secrets are watched through a label selector (kube.label_watch). The
+The operator's own Secrets are watched through a label selector (kube.list_watch). The
 Secrets users bring (a CA key pair, webhook URLs, SMTP credentials, API
 tokens) carry no label the operator could select on, and watching every
 Secret of the cluster would put every Secret's data into the operator's

@@ -3,6 +3,7 @@ issuer's CA verdict is trusted only while the watch of its CA Secret saw no chan
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -167,6 +168,53 @@ def test_kept_bodies_leave_managed_fields_out_and_the_watch_event_untouched() ->
     assert written["metadata"]["managedFields"] is fields
 
 
+async def test_a_watch_event_during_a_reconcile_is_judged_once_its_writes_are_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rt = IssuanceRuntime(OperatorContext(settings=Settings()))
+    key = Key(CERTIFICATE, "team-a", "web")
+    writing = asyncio.Event()
+    answered = asyncio.Event()
+    reconciles: list[str] = []
+
+    async def reconcile(runtime: IssuanceRuntime, reconciled: Key) -> None:
+        version = str(len(reconciles) + 7)
+        reconciles.append(version)
+        writing.set()
+        # The write's answer comes after its watch event.
+        await answered.wait()
+        runtime.own_writes[reconciled] = version
+
+    def event_of(version: str) -> Any:
+        return lambda: rt.own_writes.get(key) == version
+
+    monkeypatch.setitem(issuance.RECONCILERS, CERTIFICATE, reconcile)
+    rt.queue.start()
+    try:
+        rt.queue.add(key)
+        await asyncio.wait_for(writing.wait(), 5)
+        rt.wake(key, event_of("7"))
+        answered.set()
+        await asyncio.wait_for(rt.queue.wait_idle(), 5)
+        assert reconciles == ["7"], "the event of the reconcile's own write needs no second one"
+
+        rt.wake(key, event_of("7"))
+        assert rt.queue.pending == 0, "an own write known already wakes nothing"
+
+        writing.clear()
+        answered.clear()
+        rt.wake(key, event_of("5"))
+        await asyncio.wait_for(writing.wait(), 5)
+        rt.wake(key, event_of("8"))
+        rt.wake(key, event_of("someone else's"))
+        answered.set()
+        await asyncio.wait_for(rt.queue.wait_idle(), 5)
+        assert reconciles == ["7", "8", "9"], "a change by someone else during it: reconciled again"
+        assert not rt.undecided_events
+    finally:
+        await rt.queue.stop()
+
+
 async def test_the_ca_verdict_holds_while_the_watch_of_the_ca_secret_saw_no_change(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -220,5 +268,5 @@ def test_kopf_success_lines_of_the_watch_and_index_handlers_are_dropped_and_othe
     for name in issuance.WATCH_HANDLERS:
         assert name in registered, name
         assert not quiet.filter(record(f"Handler {name!r} succeeded."))
-    assert quiet.filter(record("Handler 'pki-issued-index' failed temporarily: boom"))
+    assert quiet.filter(record("Handler 'pki-issuer-index' failed temporarily: boom"))
     assert quiet.filter(record("Handler 'revoke' succeeded."))

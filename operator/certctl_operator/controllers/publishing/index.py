@@ -2,8 +2,10 @@
 
 Watch events of issuers keep each CA issuer's revocation list current in the
 registry (and drop an issuer that is gone or no CA issuer any more); watch
-events of ManagedCertificates keep the index of issued serials (what OCSP
-answers "good" for) and wake Revocations that wait for a certificate.
+events of ManagedCertificates (handed over by their list-then-watch in
+:mod:`certctl_operator.controllers.certificates.watch`, not by Kopf) keep the
+index of issued serials (what OCSP answers "good" for) and wake Revocations
+that wait for a certificate.
 :func:`record_issued_serial` is what issuance calls for every certificate it
 signs, before its Secret is written: the serial joins the issuer's
 issued-serials ConfigMaps, so OCSP still knows it after a restart.
@@ -19,7 +21,7 @@ from typing import Any
 import kopf
 
 from certctl_operator import API_GROUP, API_VERSION
-from certctl_operator.api import ClusterIssuer, IssuerKind, IssuerReference, IssuerStatus, ManagedCertificate
+from certctl_operator.api import ClusterIssuer, IssuerKind, IssuerReference, IssuerStatus
 from certctl_operator.context import OperatorContext
 from certctl_operator.controllers.publishing.publisher import forget_issuer
 from certctl_operator.kube.revocation_store import ArchiveFull, record_issued
@@ -90,14 +92,12 @@ async def index_cluster_issuer(event: kopf.RawEvent, body: kopf.Body, name: str,
     take_issuer_status(registry_of(memo.context), IssuerKey(IssuerKind.CLUSTER_ISSUER, name), event, body)
 
 
-@kopf.on.event(API_GROUP, API_VERSION, ManagedCertificate.PLURAL, id="pki-issued-index")
-async def index_certificate(
-    event: kopf.RawEvent, body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any
-) -> None:
-    """A ManagedCertificate changed: the index of issued serials follows, its Revocations wake."""
-    registry = registry_of(memo.context)
-    if event.get("type") == "DELETED":
-        registry.index.forget(namespace or "", name)
+def index_certificate(registry: PKIRegistry, type: str, raw: Mapping[str, Any]) -> None:
+    """A ManagedCertificate's watch event: the index of issued serials follows, its Revocations wake."""
+    metadata = raw.get("metadata") or {}
+    namespace, name = str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+    if type == "DELETED":
+        registry.index.forget(namespace, name)
     else:
-        registry.index.update(body)
-    registry.wake(namespace or "", name)
+        registry.index.update(raw)
+    registry.wake(namespace, name)
